@@ -1,0 +1,8 @@
+"""gunicorn settings for the example service: gunicorn -c example_app/gunicorn.conf.py"""
+
+import os
+
+wsgi_app = "example_app.app:create_app()"
+bind = os.environ.get("MCP_EXAMPLE_BIND", "127.0.0.1:3210")
+workers = int(os.environ.get("MCP_EXAMPLE_WORKERS", "2"))
+accesslog = "-"

@@ -1,0 +1,38 @@
+"""API-key authentication, authorization and per-key rate limiting for Flask MCP services."""
+
+import logging
+
+from ._version import __version__
+from .credentials import generate_api_key
+from .errors import (
+    APIKeyExpired,
+    AuthenticationError,
+    ConfigError,
+    InsufficientPermissions,
+    InvalidAPIKey,
+    MCPAuthError,
+    MissingAPIKey,
+)
+from .extension import MCPAuth
+from .keystore import APIKey, KeyStore
+from .principal import ROLES, Principal, current_principal
+
+logging.getLogger("flask_mcp_auth").addHandler(logging.NullHandler())
+
+__all__ = [
+    "APIKey",
+    "APIKeyExpired",
+    "AuthenticationError",
+    "ConfigError",
+    "InsufficientPermissions",
+    "InvalidAPIKey",
+    "KeyStore",
+    "MCPAuth",
+    "MCPAuthError",
+    "MissingAPIKey",
+    "Principal",
+    "ROLES",
+    "__version__",
+    "current_principal",
+    "generate_api_key",
+]

@@ -1,0 +1,29 @@
+"""The ``/mcp/status`` route, served from a blueprint the extension registers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from ._version import __version__
+from .principal import current_principal
+
+
+def status() -> ResponseReturnValue:
+    """Who the caller is; never a secret. Reachable without a key."""
+    body: dict[str, object] = {
+        "status": "ok",
+        "version": __version__,
+        "authenticated": current_principal.is_authenticated,
+    }
+    if current_principal.is_authenticated:
+        body["principal"] = current_principal.to_dict()
+    else:
+        body["role"] = current_principal.role
+    return jsonify(body)
+
+
+def make_status_blueprint(url: str) -> Blueprint:
+    blueprint = Blueprint("mcp_auth", __name__)
+    blueprint.add_url_rule(url, "status", status, methods=["GET"])
+    return blueprint

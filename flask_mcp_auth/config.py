@@ -1,0 +1,157 @@
+"""Every setting flask-mcp-auth reads, in one place.
+
+A setting resolves, highest first: the ``MCPAuth(...)`` constructor argument,
+``app.config[NAME]``, ``os.environ[NAME]``, the default below.  Values from
+the environment are strings and are converted by the setting's parser; values
+from ``app.config`` or the constructor may already have the right type.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}: expected a boolean (true/false), got {value!r}")
+
+
+def parse_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def parse_optional_str(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return parse_str(name, value) or None
+
+
+def parse_passthrough(name: str, value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    option: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "MCP_API_KEYS",
+        "api_keys",
+        None,
+        parse_passthrough,
+        "The key store: a JSON object (string, or a dict in app.config) mapping each key id "
+        "to {name, userId, role, permissions, rateLimit, expiresAt}. Unset or empty: no keys.",
+    ),
+    Setting(
+        "JWT_SECRET",
+        "jwt_secret",
+        None,
+        parse_optional_str,
+        "Secret that signs keys of the form mcp_<keyId>_<signature>. Falls back to the "
+        "app's SECRET_KEY. Without either, only plain keys work.",
+    ),
+    Setting(
+        "MCP_DEFAULT_ROLE",
+        "default_role",
+        "guest",
+        parse_str,
+        "Role of callers that present no key. Empty string: anonymous requests to any "
+        "route that is not exempt get 401.",
+    ),
+    Setting(
+        "MCP_API_KEY_HEADER",
+        "api_key_header",
+        "X-API-Key",
+        parse_str,
+        "Request header checked first for the key.",
+    ),
+    Setting(
+        "MCP_ACCEPT_BEARER",
+        "accept_bearer",
+        True,
+        parse_bool,
+        "Also read the key from 'Authorization: Bearer <key>' (checked second).",
+    ),
+    Setting(
+        "MCP_API_KEY_QUERY_PARAM",
+        "api_key_query_param",
+        "api_key",
+        parse_str,
+        "Query parameter checked last for the key. Empty string: query keys are refused.",
+    ),
+    Setting(
+        "MCP_REQUIRE_SIGNED_KEYS",
+        "require_signed_keys",
+        False,
+        parse_bool,
+        "Accept only signed keys (mcp_<keyId>_<signature>); plain key ids are refused. "
+        "Start-up fails without JWT_SECRET or SECRET_KEY.",
+    ),
+    Setting(
+        "MCP_STATUS_URL",
+        "status_url",
+        "/mcp/status",
+        parse_str,
+        "Where the status route is mounted. Empty string: no status route.",
+    ),
+    Setting(
+        "MCP_AUTH_REALM",
+        "realm",
+        "mcp",
+        parse_str,
+        "Realm named in the WWW-Authenticate challenge of 401 responses.",
+    ),
+)
+
+SETTINGS_BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
+
+
+def resolve_settings(
+    options: Mapping[str, Any],
+    config: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return {setting name: value} for every setting, applying precedence."""
+    env = os.environ if environ is None else environ
+    resolved: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if options.get(setting.option) is not None:
+            raw = options[setting.option]
+        elif config.get(setting.name) is not None:
+            raw = config[setting.name]
+        elif setting.name in env:
+            raw = env[setting.name]
+        else:
+            resolved[setting.name] = setting.default
+            continue
+        resolved[setting.name] = setting.parse(setting.name, raw)
+    return resolved
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - set(SETTINGS_BY_OPTION))
+    if unknown:
+        valid = ", ".join(sorted(SETTINGS_BY_OPTION))
+        raise TypeError(f"MCPAuth() got unknown option(s) {', '.join(unknown)}; valid: {valid}")

@@ -1,0 +1,100 @@
+"""Reading the credential from a request, and the signed key format.
+
+A signed key is ``mcp_<keyId>_<signature>``: the signature is an itsdangerous
+HMAC-SHA256 of the key id under ``JWT_SECRET``, base64url without padding,
+always 43 characters.  Because that alphabet includes ``_`` (and key ids may
+too), the signature is split off by its fixed length, not by the last ``_``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from flask import Request
+from itsdangerous import Signer
+
+SIGNED_PREFIX = "mcp_"
+_SALT = "flask-mcp-auth.api-key"
+SIGNATURE_LENGTH = 43  # base64url of a 32-byte SHA-256 HMAC, no padding
+
+HEADER = "header"
+BEARER = "bearer"
+QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    value: str
+    #: "header", "bearer" or "query"
+    source: str
+
+    def __repr__(self) -> str:  # never show the secret, even in a traceback
+        return f"Credential(source={self.source!r})"
+
+
+def extract_credential(
+    request: Request, header: str, accept_bearer: bool, query_param: str
+) -> Credential | None:
+    """The first credential found: the API-key header, a Bearer token, the query parameter."""
+    value = request.headers.get(header)
+    if value is not None:
+        return Credential(value.strip(), HEADER)
+    if accept_bearer:
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                return Credential(token.strip(), BEARER)
+    if query_param:
+        value = request.args.get(query_param)
+        if value is not None:
+            return Credential(value.strip(), QUERY)
+    return None
+
+
+def _signer(secret: str) -> Signer:
+    return Signer(secret, salt=_SALT, digest_method=hashlib.sha256, key_derivation="hmac")
+
+
+class KeySigner:
+    """Makes and checks signed keys under one secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = _signer(secret)
+
+    def sign(self, key_id: str) -> str:
+        signature = self._signer.get_signature(key_id).decode("ascii")
+        return f"{SIGNED_PREFIX}{key_id}_{signature}"
+
+    def unsign(self, presented: str) -> str | None:
+        """The key id of a correctly signed key; None if the form or signature is wrong.
+
+        The HMAC comparison is constant-time (itsdangerous uses hmac.compare_digest).
+        """
+        if not looks_signed(presented):
+            return None
+        key_id = presented[len(SIGNED_PREFIX) : -SIGNATURE_LENGTH - 1]
+        signature = presented[-SIGNATURE_LENGTH:]
+        try:
+            valid = self._signer.verify_signature(key_id, signature)
+        except (UnicodeEncodeError, ValueError):
+            return None
+        return key_id if valid else None
+
+
+def looks_signed(presented: str) -> bool:
+    return (
+        presented.startswith(SIGNED_PREFIX)
+        and len(presented) > len(SIGNED_PREFIX) + SIGNATURE_LENGTH + 1
+        and presented[-SIGNATURE_LENGTH - 1] == "_"
+    )
+
+
+def generate_api_key(key_id: str, secret: str) -> str:
+    """Return the signed form ``mcp_<keyId>_<signature>`` of ``key_id`` under ``secret``."""
+    if not key_id:
+        raise ValueError("key_id must be a non-empty string")
+    if not secret:
+        raise ValueError("a secret (JWT_SECRET) is required to sign keys")
+    return KeySigner(secret).sign(key_id)

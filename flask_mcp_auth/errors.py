@@ -1,0 +1,194 @@
+"""Exceptions: configuration errors and the HTTP errors the extension raises.
+
+Every HTTP error subclasses the matching Werkzeug exception, so an
+application can replace the body with ``app.errorhandler(401)`` (or 403, 429,
+503) as for any Flask error.  The default body is JSON:
+``{"error": REASON, "message": TEXT}``; when the request is a JSON-RPC message
+(an MCP POST), it is a JSON-RPC 2.0 error response instead, echoing the
+request id, with ``error.data.reason`` set to REASON, so that MCP clients show
+the message rather than a generic failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from flask import current_app, has_app_context, has_request_context, request
+from werkzeug.exceptions import (
+    Forbidden,
+    HTTPException,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from werkzeug.sansio.response import Response as SansIOResponse
+from werkzeug.wrappers import Response
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; raised at start-up (``init_app``)."""
+
+
+# JSON-RPC error codes in the implementation-defined server range (-32000..-32099).
+JSONRPC_UNAUTHORIZED = -32001
+JSONRPC_FORBIDDEN = -32003
+JSONRPC_RATE_LIMITED = -32029
+JSONRPC_UNAVAILABLE = -32050
+
+
+class MCPAuthError(HTTPException):
+    """Base of every HTTP error raised by flask-mcp-auth."""
+
+    reason: str = "error"
+    jsonrpc_code: int = -32000
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message or self.description)
+        self.extra_headers: list[tuple[str, str]] = list(headers or ())
+        self.data: dict[str, Any] = dict(data or {})
+
+    @property
+    def message(self) -> str:
+        return str(self.description)
+
+    def body(self) -> tuple[dict[str, Any], bool]:
+        """Return (JSON body, whether it is a JSON-RPC response)."""
+        rpc = _jsonrpc_request_id()
+        if rpc is None:
+            return {"error": self.reason, "message": self.message, **self.data}, False
+        return {
+            "jsonrpc": "2.0",
+            "id": rpc[0],
+            "error": {
+                "code": self.jsonrpc_code,
+                "message": f"{self.name} ({self.reason}): {self.message}",
+                "data": {"reason": self.reason, "status": self.code, **self.data},
+            },
+        }, True
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), *self.extra_headers]
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> SansIOResponse:
+        payload, _ = self.body()
+        return Response(
+            json.dumps(payload, separators=(",", ":")),
+            self.code,
+            self.get_headers(environ, scope),
+        )
+
+
+def _jsonrpc_request_id() -> tuple[Any] | None:
+    """(id,) when the current request is a JSON-RPC message, else None.
+
+    A batch or a message without an id (a notification) gets id null.
+    """
+    if not has_request_context() or request.method != "POST":
+        return None
+    body = request.get_json(silent=True)
+    if isinstance(body, dict) and body.get("jsonrpc") == "2.0":
+        msg_id = body.get("id")
+        valid_id = isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)
+        return (msg_id if valid_id else None,)
+    if isinstance(body, list) and any(isinstance(m, dict) and "jsonrpc" in m for m in body):
+        return (None,)
+    return None
+
+
+class AuthenticationError(MCPAuthError, Unauthorized):
+    """401: no usable credential."""
+
+    code = 401
+    jsonrpc_code = JSONRPC_UNAUTHORIZED
+    #: RFC 6750 error code for the challenge; None when no credential was sent.
+    challenge_error: str | None = "invalid_token"
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge())]
+
+    def challenge(self) -> str:
+        realm = "mcp"
+        if has_app_context():
+            ext = current_app.extensions.get("mcp_auth")
+            realm = getattr(ext, "realm", realm)
+        parts = [f'realm="{realm}"']
+        if self.challenge_error:
+            parts.append(f'error="{self.challenge_error}"')
+            parts.append(f'error_description="{self.reason}"')
+        return "Bearer " + ", ".join(parts)
+
+
+class MissingAPIKey(AuthenticationError):
+    reason = "missing_api_key"
+    challenge_error = None
+    description = (
+        "This endpoint requires an API key. Send it in the X-API-Key header, "
+        "as 'Authorization: Bearer <key>', or in the api_key query parameter."
+    )
+
+
+class InvalidAPIKey(AuthenticationError):
+    reason = "invalid_api_key"
+    description = (
+        "The API key was not recognised. Check that the key ID matches exactly and that "
+        "the MCP_API_KEYS environment variable is properly formatted JSON."
+    )
+
+
+class APIKeyExpired(AuthenticationError):
+    reason = "api_key_expired"
+    description = "The API key has expired. Ask the operator for a new key or a later expiresAt."
+
+
+class InsufficientPermissions(MCPAuthError, Forbidden):
+    """403: authenticated, but the key lacks a permission or role."""
+
+    code = 403
+    reason = "insufficient_permissions"
+    jsonrpc_code = JSONRPC_FORBIDDEN
+    description = "The API key does not allow this operation."
+
+
+class RateLimitExceeded(MCPAuthError, TooManyRequests):
+    """429: a rate limit was hit."""
+
+    code = 429
+    reason = "rate_limit_exceeded"
+    jsonrpc_code = JSONRPC_RATE_LIMITED
+    description = "Rate limit exceeded. Wait for the window to reset."
+
+
+class TooManyFailedAttempts(RateLimitExceeded):
+    reason = "too_many_failed_attempts"
+    description = "Too many failed authentication attempts from this address. Try again later."
+
+
+class AuthServiceUnavailable(MCPAuthError, ServiceUnavailable):
+    """503: the rate-limit storage is down and the extension is set to fail closed."""
+
+    code = 503
+    reason = "service_unavailable"
+    jsonrpc_code = JSONRPC_UNAVAILABLE
+    description = "The rate-limit storage is unavailable. Try again shortly."
+
+
+__all__ = [
+    "APIKeyExpired",
+    "AuthServiceUnavailable",
+    "AuthenticationError",
+    "ConfigError",
+    "InsufficientPermissions",
+    "InvalidAPIKey",
+    "MCPAuthError",
+    "MissingAPIKey",
+    "RateLimitExceeded",
+    "TooManyFailedAttempts",
+]

@@ -1,0 +1,286 @@
+"""The key store: parsing and validating ``MCP_API_KEYS``, and looking keys up.
+
+In plain-key mode the key id *is* the secret, so nothing here ever puts a key
+id into a message: entries are named by their ``name`` (or their position) and
+by a fingerprint, a short keyed hash that is stable across workers and restarts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import ConfigError
+from .principal import ROLES
+
+log = logging.getLogger("flask_mcp_auth.keys")
+
+SOURCE = "MCP_API_KEYS"
+
+ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt")
+RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
+
+
+def _secret_bytes(text: str) -> bytes:
+    # Header values arrive as latin-1 decoded str and may hold anything; never raise.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def fingerprint(key_id: str, secret: str | None = None) -> str:
+    """A short, non-secret identifier for a key id, the same in every process.
+
+    With a secret it is an HMAC, so a log reader cannot test guesses of a
+    plain key id against it.
+    """
+    data = _secret_bytes(key_id)
+    if secret:
+        digest = hmac.new(_secret_bytes(secret), data, hashlib.sha256).hexdigest()
+    else:
+        digest = hashlib.sha256(b"flask-mcp-auth:" + data).hexdigest()
+    return digest[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class APIKey:
+    """One validated entry of the key store."""
+
+    key_id: str = field(repr=False)
+    name: str | None
+    user_id: str | None
+    role: str
+    permissions: frozenset[str]
+    requests_per_minute: int | None
+    requests_per_hour: int | None
+    expires_at: datetime | None
+    fingerprint: str
+
+    @property
+    def label(self) -> str:
+        """How messages refer to this key: its name and fingerprint, never its id."""
+        return f"{self.name or 'unnamed key'} [{self.fingerprint}]"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (now or datetime.now(UTC)) >= self.expires_at
+
+
+class KeyStore:
+    """An immutable set of API keys, looked up by the presented key id."""
+
+    def __init__(self, keys: Mapping[str, APIKey] | None = None) -> None:
+        # Indexed by a digest of the key id: the lookup hashes the presented
+        # value, so timing reveals nothing about how much of a key id matched.
+        self._by_digest: dict[bytes, APIKey] = {
+            hashlib.sha256(_secret_bytes(k)).digest(): v for k, v in (keys or {}).items()
+        }
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def __iter__(self) -> Iterator[APIKey]:
+        return iter(self._by_digest.values())
+
+    def find(self, key_id: str) -> APIKey | None:
+        presented = _secret_bytes(key_id)
+        key = self._by_digest.get(hashlib.sha256(presented).digest())
+        if key is not None and hmac.compare_digest(_secret_bytes(key.key_id), presented):
+            return key
+        return None
+
+    def contains(self, key_id: str) -> bool:
+        return self.find(key_id) is not None
+
+    @classmethod
+    def load(cls, raw: Any, secret: str | None = None, source: str = SOURCE) -> KeyStore:
+        """Parse and validate a key store (JSON text, or an already-decoded mapping)."""
+        return cls(parse_keys(raw, secret, source))
+
+
+def parse_keys(raw: Any, secret: str | None = None, source: str = SOURCE) -> dict[str, APIKey]:
+    """Validate ``raw`` and return {key id: APIKey}; raise ConfigError naming entry and field."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    document = _decode_json(raw, source) if isinstance(raw, (str, bytes)) else raw
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"{source}: the top level must be a JSON object mapping key ids to key "
+            f"definitions, got {_json_type(document)}"
+        )
+    keys: dict[str, APIKey] = {}
+    for position, (key_id, entry) in enumerate(document.items(), start=1):
+        keys[key_id] = _parse_entry(key_id, entry, position, secret, source)
+    return keys
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, position: int, entry: Any) -> None:
+        self.position = position
+        self.entry = entry
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for position, (key, value) in enumerate(pairs, start=1):
+        if key in result:
+            raise _DuplicateKey(position, value)
+        result[key] = value
+    return result
+
+
+def _decode_json(raw: str | bytes, source: str) -> Any:
+    try:
+        return json.loads(raw, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            f"{source}: {_entry_label(dup.entry, dup.position)} repeats a key id (or field) "
+            "that appears earlier; each key id must appear once"
+        ) from None
+    except json.JSONDecodeError as exc:
+        # exc.doc holds the whole document (key ids included): report position only.
+        raise ConfigError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{source} is not valid JSON: {type(exc).__name__}") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _entry_label(entry: Any, position: int) -> str:
+    name = entry.get("name") if isinstance(entry, Mapping) else None
+    if isinstance(name, str) and name.strip():
+        return f'entry "{name}"'
+    return f"entry #{position} (no name)"
+
+
+def _suggest(field_name: str, valid: tuple[str, ...]) -> str:
+    lowered = {v.lower(): v for v in valid}
+    match = lowered.get(field_name.lower()) or next(
+        iter(difflib.get_close_matches(field_name, valid, n=1, cutoff=0.6)), None
+    )
+    hint = f"; did you mean '{match}'?" if match else ""
+    return f"unknown field '{field_name}'{hint} Valid fields: {', '.join(valid)}"
+
+
+def _parse_entry(key_id: Any, entry: Any, position: int, secret: str | None, source: str) -> APIKey:
+    label = _entry_label(entry, position)
+
+    def fail(field_name: str | None, problem: str) -> ConfigError:
+        where = f'{label}, field "{field_name}"' if field_name else label
+        return ConfigError(f"{source}: {where}: {problem}")
+
+    if not isinstance(key_id, str) or not key_id.strip():
+        raise fail(None, "the key id must be a non-empty string")
+    if key_id != key_id.strip() or any(ch.isspace() or ord(ch) < 32 for ch in key_id):
+        raise fail(None, "the key id must not contain whitespace or control characters")
+    if not isinstance(entry, Mapping):
+        raise fail(None, f"the key definition must be a JSON object, got {_json_type(entry)}")
+
+    for field_name in entry:
+        if field_name not in ENTRY_FIELDS:
+            raise fail(str(field_name), _suggest(str(field_name), ENTRY_FIELDS))
+
+    name = _optional_string(entry, "name", fail)
+    user_id = _optional_string(entry, "userId", fail)
+
+    role = entry.get("role", "guest")
+    if role not in ROLES:
+        raise fail("role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+
+    permissions = entry.get("permissions", [])
+    if not isinstance(permissions, list) or not all(
+        isinstance(p, str) and p.strip() for p in permissions
+    ):
+        raise fail("permissions", 'must be a list of non-empty strings, e.g. ["read", "write"]')
+
+    per_minute, per_hour = _parse_rate_limit(entry.get("rateLimit"), fail)
+    expires_at = _parse_expiry(entry.get("expiresAt"), fail)
+
+    return APIKey(
+        key_id=key_id,
+        name=name,
+        user_id=user_id,
+        role=role,
+        permissions=frozenset(p.strip() for p in permissions),
+        requests_per_minute=per_minute,
+        requests_per_hour=per_hour,
+        expires_at=expires_at,
+        fingerprint=fingerprint(key_id, secret),
+    )
+
+
+def _optional_string(entry: Mapping[str, Any], field_name: str, fail: Any) -> str | None:
+    value = entry.get(field_name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise fail(field_name, f"must be a non-empty string, got {_json_type(value)}")
+    return value
+
+
+def _parse_rate_limit(value: Any, fail: Any) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, Mapping):
+        raise fail("rateLimit", f"must be an object with {' and/or '.join(RATE_LIMIT_FIELDS)}")
+    for field_name in value:
+        if field_name not in RATE_LIMIT_FIELDS:
+            raise fail(f"rateLimit.{field_name}", _suggest(str(field_name), RATE_LIMIT_FIELDS))
+    limits: list[int | None] = []
+    for field_name in RATE_LIMIT_FIELDS:
+        limit = value.get(field_name)
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0
+        ):
+            raise fail(f"rateLimit.{field_name}", f"must be a positive integer, got {limit!r}")
+        limits.append(limit)
+    return limits[0], limits[1]
+
+
+def _parse_expiry(value: Any, fail: Any) -> datetime | None:
+    if value is None:
+        return None
+    problem = "must be an ISO 8601 date-time with a timezone, e.g. 2025-12-31T23:59:59Z"
+    if not isinstance(value, str):
+        raise fail("expiresAt", problem)
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise fail("expiresAt", f"{problem}; got {value!r}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise fail("expiresAt", f"{problem}; {value!r} has no timezone")
+    return moment.astimezone(UTC)
+
+
+def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
+    """Start-up warnings: an empty store, keys that have already expired."""
+    if len(store) == 0:
+        log.warning("%s is unset or empty: no API keys are configured", source)
+        return
+    now = datetime.now(UTC)
+    for key in store:
+        if key.is_expired(now):
+            log.warning("API key %s expired at %s", key.label, key.expires_at.isoformat())
+    log.debug("loaded %d API key(s) from %s", len(store), source)
