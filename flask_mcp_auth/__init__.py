@@ -4,6 +4,7 @@ import logging
 
 from ._version import __version__
 from .credentials import generate_api_key
+from .decorators import require_permission, require_role
 from .errors import (
     APIKeyExpired,
     AuthenticationError,
@@ -35,4 +36,6 @@ __all__ = [
     "__version__",
     "current_principal",
     "generate_api_key",
+    "require_permission",
+    "require_role",
 ]

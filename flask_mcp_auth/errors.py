@@ -103,6 +103,12 @@ def _jsonrpc_request_id() -> tuple[Any] | None:
     return None
 
 
+def _realm() -> str:
+    if has_app_context():
+        return getattr(current_app.extensions.get("mcp_auth"), "realm", "mcp")
+    return "mcp"
+
+
 class AuthenticationError(MCPAuthError, Unauthorized):
     """401: no usable credential."""
 
@@ -115,11 +121,7 @@ class AuthenticationError(MCPAuthError, Unauthorized):
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge())]
 
     def challenge(self) -> str:
-        realm = "mcp"
-        if has_app_context():
-            ext = current_app.extensions.get("mcp_auth")
-            realm = getattr(ext, "realm", realm)
-        parts = [f'realm="{realm}"']
+        parts = [f'realm="{_realm()}"']
         if self.challenge_error:
             parts.append(f'error="{self.challenge_error}"')
             parts.append(f'error_description="{self.reason}"')
@@ -155,6 +157,30 @@ class InsufficientPermissions(MCPAuthError, Forbidden):
     reason = "insufficient_permissions"
     jsonrpc_code = JSONRPC_FORBIDDEN
     description = "The API key does not allow this operation."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        missing_permissions: Iterable[str] = (),
+        required_role: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        self.missing_permissions = list(missing_permissions)
+        self.required_role = required_role
+        data: dict[str, Any] = {}
+        if self.missing_permissions:
+            data["missing_permissions"] = self.missing_permissions
+        if required_role:
+            data["required_role"] = required_role
+        super().__init__(message, headers=headers, data=data)
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        # RFC 6750 section 3.1: insufficient_scope, naming what would be needed.
+        challenge = f'Bearer realm="{_realm()}", error="insufficient_scope"'
+        if self.missing_permissions:
+            challenge += f', scope="{" ".join(self.missing_permissions)}"'
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
 
 
 class RateLimitExceeded(MCPAuthError, TooManyRequests):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
 
 from .config import check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .decorators import check_permissions, enforce, require_permission, require_role
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
-from .principal import ROLES, Principal
+from .principal import ROLES, Principal, check_role
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -21,6 +23,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXTENSION_KEY = "mcp_auth"
 _EXEMPT_ATTR = "_mcp_auth_exempt"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A requirement on every view of one blueprint (or of the app: None)."""
+
+    blueprint: str | None
+    permissions: tuple[str, ...]
+    role: str | None
+    exempt: frozenset[str]
 
 
 class MCPAuth:
@@ -32,6 +44,10 @@ class MCPAuth:
     beat ``app.config``, which beats the environment.
     """
 
+    #: Also available as methods, Flask-HTTPAuth style: ``@auth.require_permission("read")``.
+    require_permission = staticmethod(require_permission)
+    require_role = staticmethod(require_role)
+
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
         check_options(options)
         self._options = options
@@ -39,6 +55,7 @@ class MCPAuth:
         self.store = KeyStore()
         self.signer: KeySigner | None = None
         self._exempt_endpoints: set[str] = set()
+        self._rules: list[_Rule] = []
         if app is not None:
             self.init_app(app)
 
@@ -71,6 +88,7 @@ class MCPAuth:
         self.signer = KeySigner(secret) if secret else None
         self.store = store
         self.default_role: str | None = default_role or None
+        self._anonymous = Principal.anonymous(self.default_role)
         self.realm: str = settings["MCP_AUTH_REALM"]
         self._header: str = settings["MCP_API_KEY_HEADER"]
         self._accept_bearer: bool = settings["MCP_ACCEPT_BEARER"]
@@ -86,40 +104,76 @@ class MCPAuth:
             app.register_blueprint(make_status_blueprint(settings["MCP_STATUS_URL"]))
             self._exempt_endpoints.add("mcp_auth.status")
 
-    # -- exemptions -----------------------------------------------------------
+    # -- authorization without decorating every view ----------------------------
 
     def exempt(self, view: F) -> F:
-        """Mark a view as reachable without a key even when anonymous access is off."""
+        """Mark a view as reachable without a key, whatever ``protect`` or
+        ``MCP_DEFAULT_ROLE`` would otherwise require."""
         setattr(view, _EXEMPT_ATTR, True)
         return view
 
-    def _is_exempt(self, app: Flask) -> bool:
+    def protect(
+        self,
+        target: Flask | Blueprint | None = None,
+        *,
+        permissions: Iterable[str] = (),
+        role: str | None = None,
+        exempt: Iterable[str] = (),
+    ) -> None:
+        """Require ``permissions`` (all of them) and/or ``role`` on every view of a
+        blueprint, or of the whole app when ``target`` is the app or None.
+
+        ``exempt`` names endpoints (``"bp.health"``) left open; views marked with
+        :meth:`exempt` and the status route are always open.
+        """
+        names = check_permissions(permissions) if permissions else []
+        if role is not None:
+            check_role(role)
+        if not names and role is None:
+            raise ValueError("protect() needs permissions=..., role=..., or both")
+        blueprint = target.name if isinstance(target, Blueprint) else None
+        self._rules.append(_Rule(blueprint, tuple(names), role, frozenset(exempt)))
+
+    def _is_exempt(self) -> bool:
         endpoint = request.endpoint
         if endpoint is None:
-            return False  # unknown URL: the 404 path, authenticate like anything else
+            return False  # unknown URL: the 404 path, authorize like anything else
         if endpoint in self._exempt_endpoints:
             return True
-        view = app.view_functions.get(endpoint)
+        view = current_app.view_functions.get(endpoint)
         return bool(getattr(view, _EXEMPT_ATTR, False))
+
+    def _authorize(self, principal: Principal) -> None:
+        """Apply MCP_DEFAULT_ROLE="" and the ``protect`` rules before the view runs."""
+        if principal.role is None and not self._is_exempt():
+            request_log.debug("no credential and anonymous access is off: 401")
+            raise MissingAPIKey()
+        if not self._rules:
+            return
+        blueprints = request.blueprints
+        for rule in self._rules:
+            if rule.blueprint is not None and rule.blueprint not in blueprints:
+                continue
+            if request.endpoint in rule.exempt or self._is_exempt():
+                continue
+            enforce(principal, rule.permissions, rule.role)
 
     # -- per request ------------------------------------------------------------
 
     def _authenticate_request(self) -> None:
         if request.method == "OPTIONS":
-            g.mcp_principal = Principal.anonymous(self.default_role)
+            g.mcp_principal = self._anonymous
             return
         credential = extract_credential(
             request, self._header, self._accept_bearer, self._query_param
         )
         if credential is None:
-            principal = Principal.anonymous(self.default_role)
-            g.mcp_principal = principal
-            if principal.role is None and not self._is_exempt(_current_app()):
-                request_log.debug("no credential and anonymous access is off: 401")
-                raise MissingAPIKey()
+            principal = self._anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
-            return
-        g.mcp_principal = self.authenticate(credential)
+        else:
+            principal = self.authenticate(credential)
+        g.mcp_principal = principal
+        self._authorize(principal)
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
@@ -149,9 +203,3 @@ class MCPAuth:
             if key_id is not None:
                 return key_id
         return presented if self._plain_allowed else None
-
-
-def _current_app() -> Flask:
-    from flask import current_app
-
-    return current_app._get_current_object()  # type: ignore[attr-defined]
