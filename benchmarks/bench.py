@@ -98,6 +98,12 @@ def call(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, dict[str, str], by
     return captured["status"], captured["headers"], data
 
 
+#: The clock of the timed loops: "cpu" (this thread's CPU time, user + system) by default,
+#: so time spent descheduled on a shared machine does not count; "wall" for elapsed time.
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.thread_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def time_requests(app: WSGIApp, environ: dict[str, Any], iterations: int) -> float:
     """Seconds per request over ``iterations`` calls, garbage collection off."""
     start_response = _discard_start_response
@@ -105,13 +111,13 @@ def time_requests(app: WSGIApp, environ: dict[str, Any], iterations: int) -> flo
     gc.collect()
     gc.disable()
     try:
-        started = time.perf_counter()
+        started = clock()
         for _ in range(iterations):
             body = app(copy_environ(), start_response)
             for _chunk in body:
                 pass
             body.close()
-        elapsed = time.perf_counter() - started
+        elapsed = clock() - started
     finally:
         gc.enable()
     return elapsed / iterations
@@ -730,7 +736,8 @@ def render(results: Results) -> tuple[str, str]:
     table_lines = table(results)
     method = (
         f"In process: {args.iterations:,} direct WSGI calls per stack per round, {args.repeats} "
-        "rounds, order rotated each round, garbage collection off in the timed loops; per-request "
+        "rounds, order rotated each round, garbage collection off in the timed loops, "
+        f"{'thread CPU time' if args.clock == 'cpu' else 'wall-clock time'}; per-request "
         "cost is the best round, spread is median over best."
     )
     if results.throughput.rps:
@@ -822,6 +829,12 @@ def render(results: Results) -> tuple[str, str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=5000, help="requests per stack per round")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
+        help="cpu: thread CPU time, robust on a shared machine (default); wall: elapsed time",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="rounds; the best one counts")
     parser.add_argument("--keys", type=int, default=100_000, help="key count for the scaling rows")
     parser.add_argument("--probes", type=int, default=3, help="fresh processes per key count")
@@ -839,6 +852,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--workdir", type=Path, help="where logs go (default: a temporary dir)")
     parser.add_argument("--profile", metavar="STACK", help="profile one in-process stack and exit")
+    parser.add_argument(
+        "--only",
+        metavar="STACKS",
+        help="comma-separated in-process stacks (e.g. mcp_auth,bare_control) to compare with "
+        "bare Flask; prints ratios and exits without writing the document",
+    )
     parser.add_argument("--probe-memory", type=int, metavar="KEYS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -849,6 +868,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     with contextlib.ExitStack() as cleanup:
         if args.workdir is None:
             args.workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
@@ -859,7 +880,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print(profile(args.profile, args.iterations, args.workdir, 40))
             return 0
+        if args.only:
+            return compare(args)
         return run(args)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Quick A/B: a few stacks against bare Flask, interleaved as in the full run."""
+    wanted = {"bare", *args.only.split(",")}
+    chosen = [s for s in in_process_stacks(args.workdir, args.keys) if s.name in wanted]
+    unknown = wanted - {s.name for s in chosen}
+    if unknown:
+        raise SystemExit(f"unknown stack(s): {', '.join(sorted(unknown))}")
+    for stack in chosen:
+        if stack.unavailable:
+            raise SystemExit(f"{stack.name}: {stack.unavailable}")
+        prepare(stack)
+    measure_in_process(chosen, args.iterations, args.repeats)
+    bare = chosen[0].best
+    for stack in chosen:
+        spread = statistics.median(stack.samples) / stack.best - 1
+        print(
+            f"{stack.name:14} {stack.best * 1e6:7.1f} us  {stack.best / bare:5.3f}x bare  "
+            f"spread {spread:.0%}"
+        )
     return 0
 
 
