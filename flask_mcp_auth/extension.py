@@ -15,6 +15,7 @@ from .decorators import check_permissions, enforce, require_permission, require_
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
+from .verified import VerifiedCredentials
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -53,6 +54,7 @@ class MCPAuth:
         self._options = options
         self.settings: dict[str, Any] = {}
         self.store = KeyStore()
+        self._verified = VerifiedCredentials(self.store)
         self.signer: KeySigner | None = None
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
@@ -87,6 +89,7 @@ class MCPAuth:
         self.secret: str | None = secret
         self.signer = KeySigner(secret) if secret else None
         self.store = store
+        self._verified = VerifiedCredentials(store)
         self.default_role: str | None = default_role or None
         self._anonymous = Principal.anonymous(self.default_role)
         self.realm: str = settings["MCP_AUTH_REALM"]
@@ -177,13 +180,22 @@ class MCPAuth:
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
-        key_id = self._key_id_of(credential.value)
-        key = self.store.find(key_id) if key_id is not None else None
-        if key is None:
-            request_log.debug(
-                "credential from %s: unknown or badly signed key: 401", credential.source
-            )
-            raise InvalidAPIKey()
+        verified = self._verified
+        if verified.store is not self.store:  # the key store was replaced: forget the old one
+            verified = self._verified = VerifiedCredentials(self.store)
+        principal = verified.get(credential)
+        if principal is None:
+            key_id = self._key_id_of(credential.value)
+            key = self.store.find(key_id) if key_id is not None else None
+            if key is None:
+                request_log.debug(
+                    "credential from %s: unknown or badly signed key: 401", credential.source
+                )
+                raise InvalidAPIKey()
+            principal = Principal.from_key(key, credential.source)
+            verified.add(credential, principal)
+        key = principal.key
+        assert key is not None  # a principal built from a key
         if key.is_expired():
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
@@ -192,7 +204,7 @@ class MCPAuth:
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
-        return Principal.from_key(key, credential.source)
+        return principal
 
     def _key_id_of(self, presented: str) -> str | None:
         """The key id a presented value claims, checking a signature if it has one."""
