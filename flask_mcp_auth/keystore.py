@@ -28,6 +28,11 @@ ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt
 RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
 
 
+def _now() -> datetime:
+    """The current instant (UTC); one place, so tests can pin the clock."""
+    return datetime.now(UTC)
+
+
 def _secret_bytes(text: str) -> bytes:
     # Header values arrive as latin-1 decoded str and may hold anything; never raise.
     return text.encode("utf-8", "surrogatepass")
@@ -69,7 +74,7 @@ class APIKey:
     def is_expired(self, now: datetime | None = None) -> bool:
         if self.expires_at is None:
             return False
-        return (now or datetime.now(UTC)) >= self.expires_at
+        return (now or _now()) >= self.expires_at
 
 
 class KeyStore:
@@ -279,7 +284,7 @@ def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
     if len(store) == 0:
         log.warning("%s is unset or empty: no API keys are configured", source)
         return
-    now = datetime.now(UTC)
+    now = _now()
     for key in store:
         if key.is_expired(now):
             log.warning("API key %s expired at %s", key.label, key.expires_at.isoformat())
