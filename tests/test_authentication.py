@@ -258,7 +258,9 @@ def test_init_app_factory_pattern() -> None:
         return app
 
     first = create_app({"first-key": {"name": "First"}})
-    second = create_app({"second-key": {"name": "Second"}}, MCP_DEFAULT_ROLE="developer")
+    second = create_app(
+        {"second-key": {"name": "Second"}}, MCP_DEFAULT_ROLE="developer", MCP_AUTH_REALM="two"
+    )
     assert first.extensions["mcp_auth"] is auth
     assert second.extensions["mcp_auth"] is auth
 
@@ -269,6 +271,14 @@ def test_init_app_factory_pattern() -> None:
     assert get(second, "/who", **{"X-API-Key": "second-key"}).get_json()["name"] == "Second"
     assert get(second, "/who", **{"X-API-Key": "first-key"}).status_code == 401
     assert get(second, "/who").get_json()["role"] == "developer"
+    challenge = get(first, "/who", **{"X-API-Key": "nope"}).headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="mcp"')
+    challenge = get(second, "/who", **{"X-API-Key": "nope"}).headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="two"')
+    with first.app_context():
+        assert [k.name for k in auth.store] == ["First"]
+    with second.app_context():
+        assert [k.name for k in auth.store] == ["Second"]
 
 
 def test_an_app_without_the_extension_is_untouched() -> None:

@@ -334,6 +334,32 @@ def test_a_repeated_key_id_is_refused_without_naming_it() -> None:
     assert 'entry "Second"' in message
     assert "repeats a key id" in message
     assert SECRET_ID not in message
+    unnamed = '{"a": {}, "' + SECRET_ID + '": {}, "' + SECRET_ID + '": {}}'
+    assert "entry #3 (no name) repeats a key id" in config_error(unnamed)
+
+
+@pytest.mark.parametrize(
+    ("entry_json", "label", "field"),
+    [
+        ('{"name": "Twice", "role": "user", "role": "admin"}', 'entry "Twice"', "role"),
+        ('{"expiresAt": "2030-01-01T00:00:00Z", "expiresAt": null}', "entry #2", "expiresAt"),
+        (
+            '{"name": "RL", "rateLimit": {"requestsPerHour": 1, "requestsPerHour": 9}}',
+            'entry "RL"',
+            "rateLimit.requestsPerHour",
+        ),
+    ],
+)
+def test_a_repeated_field_names_the_entry_and_the_field(
+    entry_json: str, label: str, field: str
+) -> None:
+    # Plain JSON would silently keep the last value: a repeated expiresAt: null would
+    # make the key immortal.
+    message = config_error('{"fine": {}, "' + SECRET_ID + '": ' + entry_json + "}")
+    assert f"{label}" in message
+    assert f'field "{field}"' in message
+    assert "more than once" in message
+    assert SECRET_ID not in message
 
 
 def test_a_bad_entry_after_a_good_one_stops_start_up() -> None:
