@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from core_fixtures import SEED_KEY, SEED_QUICK_SETUP_JSON, build_app, frozen_clock
 from flask import Flask, jsonify
+from werkzeug.local import LocalProxy
 
 from flask_mcp_auth import MCPAuth, current_principal
 
@@ -229,6 +230,7 @@ def test_current_principal_carries_every_field_of_the_key() -> None:
 
 
 def test_current_principal_outside_a_request_is_anonymous_without_a_role() -> None:
+    assert isinstance(current_principal, LocalProxy)
     assert current_principal.is_authenticated is False
     assert current_principal.role is None
     assert current_principal.permissions == frozenset()

@@ -162,3 +162,37 @@ def test_an_empty_presented_credential_is_refused_not_downgraded(
 
 def test_surrounding_whitespace_in_a_query_key_is_ignored() -> None:
     assert whoami(client(), "?api_key=%20query-key-id%20")["name"] == "Query Key"
+
+
+ODD_CREDENTIALS = [
+    "\x00",
+    "ключ",
+    "é" * 3,
+    "x" * 20_000,
+    "mcp_" + "_" * 50,
+    "mcp_id_" + "ü" * 43,
+    "mcp_id_" + "!" * 43,
+    "mcp_é_" + "A" * 43,
+    '"; DROP TABLE keys; --',
+]
+
+
+@pytest.mark.parametrize("credential", ODD_CREDENTIALS)
+@pytest.mark.parametrize("source", ["header", "bearer", "query"])
+def test_odd_credentials_get_a_json_401_never_a_500(credential: str, source: str) -> None:
+    test_client = build_app(KEYS, JWT_SECRET="secret").test_client()
+    if source == "header":
+        response = test_client.get("/whoami", headers={"X-API-Key": credential})
+    elif source == "bearer":
+        response = test_client.get("/whoami", headers={"Authorization": f"Bearer {credential}"})
+    else:
+        response = test_client.get("/whoami", query_string={"api_key": credential})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("raw_query", ["api_key=%ff", "api_key=%00", "api_key=%ED%B3%BF"])
+def test_undecodable_query_keys_get_a_json_401(raw_query: str) -> None:
+    response = build_app(KEYS, JWT_SECRET="secret").test_client().get(f"/whoami?{raw_query}")
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_api_key"
