@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from core_fixtures import SEED_FULL_ENTRY_JSON, SEED_KEY, build_app, frozen_clock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flask_mcp_auth import ConfigError, KeyStore
-from flask_mcp_auth.keystore import fingerprint, parse_keys
+from flask_mcp_auth.keystore import ENTRY_FIELDS, RATE_LIMIT_FIELDS, fingerprint, parse_keys
 
 # A key id nobody could mistake for another string in a message.
 SECRET_ID = "kid-7f3a9c2e-SECRET-d41b"
@@ -366,3 +368,45 @@ def test_a_bad_entry_after_a_good_one_stops_start_up() -> None:
     app_config = {"good-key": {"name": "Good"}, SECRET_ID: {"name": "Bad", "role": "root"}}
     with pytest.raises(ConfigError, match='entry "Bad", field "role"'):
         build_app(app_config)
+
+
+# Any JSON value; strings never contain "#", which every generated key id does, so a
+# message can only contain a key id by leaking it.
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["user", "admin", "read", "*", "2030-01-01T00:00:00Z", "2030-01-01", ""])
+    | st.text(st.characters(blacklist_characters="#"), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(ENTRY_FIELDS + RATE_LIMIT_FIELDS + ("x",)), children)
+    ),
+    max_leaves=8,
+)
+_entries = (
+    st.dictionaries(
+        st.sampled_from((*ENTRY_FIELDS, "expiresat", "extra")), _json_values, max_size=4
+    )
+    | _json_values
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    key_id=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=4, max_size=12).map(
+        lambda text: f"#{text}#"
+    ),
+    entry=_entries,
+    position=st.integers(1, 3),
+)
+def test_no_error_message_ever_contains_the_key_id(key_id: str, entry: Any, position: int) -> None:
+    document: dict[str, Any] = {f"fine-{n}": {} for n in range(1, position)}
+    document[key_id] = entry
+    for raw in (document, json.dumps(document)):
+        try:
+            parse_keys(raw)
+        except ConfigError as error:
+            message = "".join(traceback.format_exception(error))
+            assert key_id not in message
