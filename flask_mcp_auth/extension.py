@@ -10,6 +10,7 @@ from flask import Flask, g, request
 
 from .config import check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal
@@ -78,7 +79,13 @@ class MCPAuth:
         self._plain_allowed = not settings["MCP_REQUIRE_SIGNED_KEYS"]
 
         app.extensions[EXTENSION_KEY] = self
+        # Before the authentication hook: OAuth discovery answers need no key.
+        install_discovery_answers(app, self)
         app.before_request(self._authenticate_request)
+
+        from .cli import mcp_auth_cli  # the CLI imports this module
+
+        app.cli.add_command(mcp_auth_cli)
 
         if settings["MCP_STATUS_URL"]:
             from .blueprint import make_status_blueprint
