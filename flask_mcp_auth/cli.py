@@ -29,7 +29,7 @@ import click
 from flask import Flask
 from flask.cli import NoAppException, ScriptInfo
 
-from .checks import Finding, expiry_state, review
+from .checks import Finding, expiry_state, review, weak_key_id_reason
 from .credentials import generate_api_key
 from .errors import ConfigError
 from .keystore import APIKey, parse_keys
@@ -261,9 +261,12 @@ def generate_key(
 
     signed_key = generate_api_key(key_id, ext.secret)
     if not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]:
+        weakness = weak_key_id_reason(key_id)
         click.echo(
             "Note: MCP_REQUIRE_SIGNED_KEYS is off, so the key id alone is accepted as a key "
-            "too. Keep MCP_API_KEYS secret, or set MCP_REQUIRE_SIGNED_KEYS=true.",
+            "too"
+            + (f", and this id {weakness}" if weakness else "")
+            + ". Keep MCP_API_KEYS secret, or set MCP_REQUIRE_SIGNED_KEYS=true.",
             err=True,
         )
     if merge:

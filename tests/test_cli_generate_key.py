@@ -139,6 +139,12 @@ def test_the_app_secret_key_is_used_when_jwt_secret_is_unset(make_app):
 def test_notes_that_plain_keys_are_accepted_unless_signed_keys_are_required(make_app):
     loose = run_cli(make_app(JWT_SECRET=SECRET), "generate-key", "new-key")
     assert "MCP_REQUIRE_SIGNED_KEYS is off" in loose.stderr
+    assert "this id is short" in loose.stderr
+    strong = run_cli(
+        make_app(JWT_SECRET=SECRET), "generate-key", "Zk3q9_Xv2LmR8pTw4sYb7NcJ5hGd1FeA"
+    )
+    assert "MCP_REQUIRE_SIGNED_KEYS is off" in strong.stderr
+    assert "this id" not in strong.stderr
     strict_app = make_app(JWT_SECRET=SECRET, MCP_REQUIRE_SIGNED_KEYS=True)
     strict = run_cli(strict_app, "generate-key", "new-key")
     assert strict.exit_code == 0
