@@ -75,7 +75,7 @@ def load_configuration(ctx: click.Context) -> Loaded:
 
     Raises ConfigError when start-up validation fails (the app factory runs
     ``init_app``), click.ClickException when the app does not use MCPAuth or
-    cannot be imported for another reason.
+    cannot be imported or created for another reason.
     """
     from .extension import EXTENSION_KEY, MCPAuth
 
@@ -83,7 +83,10 @@ def load_configuration(ctx: click.Context) -> Loaded:
     try:
         app = info.load_app()
     except NoAppException as exc:
-        # No app to look at: validate the environment exactly as start-up would.
+        if info.app_import_path or info.create_app:
+            # The app named with --app / FLASK_APP cannot be imported: say so.
+            raise click.ClickException(exc.format_message()) from None
+        # No app found at all: validate the environment exactly as start-up would.
         note = exc.format_message().splitlines()[0]
         probe = Flask("flask_mcp_auth.cli")
         try:

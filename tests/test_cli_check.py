@@ -193,6 +193,15 @@ def test_an_app_that_fails_for_another_reason_or_lacks_mcpauth_exits_2():
     assert "does not initialise flask_mcp_auth.MCPAuth" in plain.stdout
 
 
+def test_an_app_named_with_app_that_cannot_be_imported_exits_2(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    info = ScriptInfo(app_import_path="no_such_module_for_mcp_auth")
+    result = CliRunner().invoke(mcp_auth_cli, ["check"], obj=info)
+    assert result.exit_code == 2
+    assert "Could not import 'no_such_module_for_mcp_auth'" in result.stdout
+    assert "environment only" not in result.stdout
+
+
 def test_without_an_app_the_environment_is_checked(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no app.py / wsgi.py here
     runner = CliRunner()

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cli_helpers import run_cli
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
 
 from flask_mcp_auth.checks import expiry_state
+from flask_mcp_auth.cli import mcp_auth_cli
 from flask_mcp_auth.keystore import parse_keys
 
 PLAIN_IDS = ("alpha-secret-id-123", "beta-secret-id-456", "gamma-secret-id-789")
@@ -103,3 +106,13 @@ def test_expiry_state(expires_at, state):
     entry = {"expiresAt": expires_at} if expires_at else {}
     (key,) = parse_keys({"k": entry}).values()
     assert expiry_state(key, NOW) == state
+
+
+def test_without_an_app_the_keys_of_the_environment_are_listed(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no app.py / wsgi.py here
+    monkeypatch.setenv("MCP_API_KEYS", json.dumps({PLAIN_IDS[0]: {"name": "From env"}}))
+    result = CliRunner().invoke(mcp_auth_cli, ["list"], obj=ScriptInfo())
+    assert result.exit_code == 0
+    assert "Note: using the environment only" in result.stderr
+    assert result.stdout.splitlines()[1].startswith("From env ")
+    assert PLAIN_IDS[0] not in result.output
