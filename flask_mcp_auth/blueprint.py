@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from ._version import __version__
@@ -20,6 +20,9 @@ def status() -> ResponseReturnValue:
         body["principal"] = current_principal.to_dict()
     else:
         body["role"] = current_principal.role
+    body["rate_limits"] = current_app.extensions["mcp_auth"].rate_limits.window_stats(
+        current_principal
+    )
     return jsonify(body)
 
 

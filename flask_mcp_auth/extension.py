@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, g, request
 
 from .config import check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
-from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
+from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal
+from .ratelimit import RateLimits
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -29,12 +33,17 @@ class MCPAuth:
     ``MCPAuth(app, **options)`` or ``auth = MCPAuth(**options)`` then
     ``auth.init_app(app)``.  Options are the lowercase names in
     :mod:`flask_mcp_auth.config` (``default_role=``, ``api_keys=`` ...); they
-    beat ``app.config``, which beats the environment.
+    beat ``app.config``, which beats the environment.  ``limiter=`` is a
+    flask-limiter ``Limiter`` already initialised on the app, whose storage the
+    rate limits then share; without it MCPAuth creates its own.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any
+    ) -> None:
         check_options(options)
         self._options = options
+        self._limiter = limiter
         self.settings: dict[str, Any] = {}
         self.store = KeyStore()
         self.signer: KeySigner | None = None
@@ -77,8 +86,12 @@ class MCPAuth:
         self._query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
         self._plain_allowed = not settings["MCP_REQUIRE_SIGNED_KEYS"]
 
+        self.rate_limits: RateLimits = RateLimits.from_settings(app, settings, self._limiter)
+        self.rate_limits.preload(store)
+
         app.extensions[EXTENSION_KEY] = self
         app.before_request(self._authenticate_request)
+        app.after_request(self.rate_limits.inject_headers)
 
         if settings["MCP_STATUS_URL"]:
             from .blueprint import make_status_blueprint
@@ -118,8 +131,15 @@ class MCPAuth:
                 request_log.debug("no credential and anonymous access is off: 401")
                 raise MissingAPIKey()
             request_log.debug("no credential: anonymous, role %s", principal.role)
+            self.rate_limits.check_anonymous()
             return
-        g.mcp_principal = self.authenticate(credential)
+        try:
+            principal = self.authenticate(credential)
+        except AuthenticationError as refused:
+            self.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+            raise
+        g.mcp_principal = principal
+        self.rate_limits.check_key(principal.key)
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
