@@ -404,3 +404,17 @@ def test_worker_count_is_read_from_the_gunicorn_worker_loading_the_app() -> None
         return server_worker_count()
 
     assert load_wsgi(worker) == 3
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
+def test_other_limiter_strategies_enforce_the_same_limits(clock: Clock, strategy: str) -> None:
+    app = build(
+        keys_with({"requestsPerMinute": 3}),
+        RATELIMIT_STRATEGY=strategy,
+        MCP_AUTH_FAILURE_LIMIT="2/minute",
+    )
+    client = app.test_client()
+    assert [call(client).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert call(client).headers["X-RateLimit-Limit"] == "3"
+    assert [call(client, "guess", "10.0.0.5").status_code for _ in range(3)] == [401, 401, 429]
+    assert call(client, KEY, "10.0.0.5").status_code == 429
