@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -108,7 +108,9 @@ def redis_server() -> Iterator[RedisServer]:
 class Gunicorn:
     """gunicorn serving tests/apps/ratelimit_app.py on a free loopback port."""
 
-    def __init__(self, workers: int, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, workers: int, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
+    ) -> None:
         self.port = free_port()
         self.log_path = log_path
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_")}
@@ -126,6 +128,7 @@ class Gunicorn:
                 f"127.0.0.1:{self.port}",
                 "--graceful-timeout",
                 "2",
+                *extra_args,
                 "ratelimit_app:create_app()",
             ],
             env=child_env,
@@ -170,11 +173,11 @@ class Gunicorn:
 
 @pytest.fixture
 def start_gunicorn(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Call start_gunicorn(workers, env) to get a ready server; all are stopped at the end."""
+    """Call start_gunicorn(workers, env[, extra_args]) for a ready server; all stop at the end."""
     servers: list[Gunicorn] = []
 
-    def start(workers: int, env: Mapping[str, str]) -> Gunicorn:
-        server = Gunicorn(workers, env, tmp_path / f"gunicorn-{len(servers)}.log")
+    def start(workers: int, env: Mapping[str, str], extra_args: Sequence[str] = ()) -> Gunicorn:
+        server = Gunicorn(workers, env, tmp_path / f"gunicorn-{len(servers)}.log", extra_args)
         servers.append(server)
         return server
 

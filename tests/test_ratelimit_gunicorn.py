@@ -53,11 +53,14 @@ def test_two_servers_on_one_redis_enforce_one_global_limit(
     assert [hit(first.url), hit(second.url)] == [429, 429]
 
 
-def test_memory_storage_under_several_workers_warns(start_gunicorn: Any) -> None:
-    server = start_gunicorn(2, environment(5, "memory://"))
+@pytest.mark.parametrize("extra_args", [(), ("--preload",)], ids=["per-worker", "preload"])
+def test_memory_storage_under_several_workers_warns(
+    start_gunicorn: Any, extra_args: tuple[str, ...]
+) -> None:
+    server = start_gunicorn(2, environment(5, "memory://"), extra_args)
     hit(server.url)
     server.stop()
-    assert "each worker counts separately" in server.output()
+    assert "server with 2 worker processes; each worker counts separately" in server.output()
 
 
 def test_memory_storage_under_one_worker_does_not_warn(start_gunicorn: Any) -> None:
