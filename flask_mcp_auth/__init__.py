@@ -7,11 +7,14 @@ from .credentials import generate_api_key
 from .errors import (
     APIKeyExpired,
     AuthenticationError,
+    AuthServiceUnavailable,
     ConfigError,
     InsufficientPermissions,
     InvalidAPIKey,
     MCPAuthError,
     MissingAPIKey,
+    RateLimitExceeded,
+    TooManyFailedAttempts,
 )
 from .extension import MCPAuth
 from .keystore import APIKey, KeyStore
@@ -22,6 +25,7 @@ logging.getLogger("flask_mcp_auth").addHandler(logging.NullHandler())
 __all__ = [
     "APIKey",
     "APIKeyExpired",
+    "AuthServiceUnavailable",
     "AuthenticationError",
     "ConfigError",
     "InsufficientPermissions",
@@ -32,6 +36,8 @@ __all__ = [
     "MissingAPIKey",
     "Principal",
     "ROLES",
+    "RateLimitExceeded",
+    "TooManyFailedAttempts",
     "__version__",
     "current_principal",
     "generate_api_key",
