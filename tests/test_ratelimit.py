@@ -418,3 +418,19 @@ def test_other_limiter_strategies_enforce_the_same_limits(clock: Clock, strategy
     assert call(client).headers["X-RateLimit-Limit"] == "3"
     assert [call(client, "guess", "10.0.0.5").status_code for _ in range(3)] == [401, 401, 429]
     assert call(client, KEY, "10.0.0.5").status_code == 429
+
+
+def test_key_prefix_separates_apps_sharing_a_storage(clock: Clock) -> None:
+    app = build(keys_with({"requestsPerMinute": 5}), RATELIMIT_KEY_PREFIX="billing")
+    call(app.test_client())
+    stored = list(app.extensions["mcp_auth"].rate_limits.strategy.storage.storage)
+    assert stored and all("/billing/mcp-auth/key/" in k for k in stored)
+
+
+def test_status_route_reports_anonymous_windows_per_address(clock: Clock) -> None:
+    client = build(keys_with(), MCP_ANONYMOUS_RATE_LIMIT="10/minute").test_client()
+    call(client, None, "10.0.0.1")
+    body = call(client, None, "10.0.0.1", path="/mcp/status").get_json()
+    assert [(w["window"], w["remaining"]) for w in body["rate_limits"]] == [("minute", 8)]
+    other = call(client, None, "10.0.0.2", path="/mcp/status").get_json()
+    assert other["rate_limits"][0]["remaining"] == 9
