@@ -564,9 +564,11 @@ def create_limiter(app: Flask, storage_uri: str) -> Limiter:
     """
     from flask_limiter import Limiter
 
-    holder = Flask(f"{app.import_name}.mcp_auth_limiter")
+    holder = Flask(__name__)
     holder.config.update({k: v for k, v in app.config.items() if k.startswith("RATELIMIT_")})
     holder.config["RATELIMIT_STORAGE_URI"] = storage_uri
+    # RATELIMIT_ENABLED switches flask-limiter's own limits; these are switched by their settings.
+    holder.config.pop("RATELIMIT_ENABLED", None)
     limiter = Limiter(_client_address)
     limiter.init_app(holder)
     return limiter

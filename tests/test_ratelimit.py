@@ -434,3 +434,8 @@ def test_status_route_reports_anonymous_windows_per_address(clock: Clock) -> Non
     assert [(w["window"], w["remaining"]) for w in body["rate_limits"]] == [("minute", 8)]
     other = call(client, None, "10.0.0.2", path="/mcp/status").get_json()
     assert other["rate_limits"][0]["remaining"] == 9
+
+
+def test_flask_limiters_enabled_switch_does_not_break_start_up(clock: Clock) -> None:
+    client = build(keys_with({"requestsPerMinute": 1}), RATELIMIT_ENABLED=False).test_client()
+    assert [call(client).status_code for _ in range(2)] == [200, 429]
