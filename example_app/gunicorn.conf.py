@@ -24,6 +24,10 @@ workers = int(os.environ.get("MCP_EXAMPLE_WORKERS", "2"))
 timeout = 30
 accesslog = "-"
 errorlog = "-"
+# gunicorn >= 25 opens a control socket at one fixed path per user (~/.gunicorn/gunicorn.ctl),
+# so two instances (a demo and a test run) would take it from each other. Not needed here;
+# older gunicorn versions ignore the unknown setting.
+control_socket_disable = True
 
 # --- Access-log redaction ---------------------------------------------------------
 # The access log must not show ?api_key=... values. On merge the lead enables the
