@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from example_fixtures import (
     clean_environment,
     connect,
     connect_failure,
+    free_port,
     tool_text,
 )
 from mcp.shared.exceptions import MCPError
@@ -166,3 +168,46 @@ def test_gunicorn_binds_127_0_0_1_3210_by_default() -> None:
         check=True,
     )
     assert output.stdout.split() == ["127.0.0.1:3210", "2", "example_app.app:create_app()"]
+
+
+def python_snippets(markdown: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+
+
+def test_the_python_snippets_of_the_client_guide_run(demo_server: GunicornServer) -> None:
+    snippets = python_snippets(REPO_ROOT / "docs" / "clients.md")
+    assert len(snippets) == 2
+    outputs = []
+    for snippet in snippets:
+        code = snippet.replace("http://127.0.0.1:3210", demo_server.base_url)
+        assert code != snippet, "the snippet no longer uses the documented URL"
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout)
+    assert "tools: ['whoami', 'echo', 'list_notes', 'add_note']" in outputs[0]
+    assert "'text': 'hello from Python', 'author': 'Demo Writer'" in outputs[0]
+    assert "refused: -32003 Forbidden (insufficient_permissions)" in outputs[0]
+    assert "refused: -32001 Unauthorized (invalid_api_key)" in outputs[1]
+
+
+def test_a_broken_key_store_stops_gunicorn_with_the_reason(tmp_path: Path) -> None:
+    keys = '{"secret-key-id-123": {"name": "Broken", "role": "boss"}}'
+    env = {**demo_environment(tmp_path / "instance"), "MCP_API_KEYS": keys}
+    env["MCP_EXAMPLE_BIND"] = f"127.0.0.1:{free_port()}"
+    run = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert 'entry "Broken", field "role": unknown role \'boss\'' in run.stderr
+    assert "secret-key-id-123" not in run.stderr + run.stdout
