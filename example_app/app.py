@@ -27,6 +27,8 @@ from .tools import register_tools
 #: Folder for the notes database; default: Flask's instance folder (./instance).
 INSTANCE_PATH_VARIABLE = "MCP_EXAMPLE_INSTANCE_PATH"
 NOTES_FILE = "notes.sqlite3"
+#: One JSON-RPC message is small; refuse larger bodies (413) before reading them.
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 INSTRUCTIONS = (
     "A notes service. Use list_notes to read notes and add_note to save one; "
@@ -49,6 +51,7 @@ def create_app(
         load_environment()
     folder = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
     app = Flask(__name__, instance_path=str(Path(folder).resolve()) if folder else None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_MESSAGE_BYTES
     app.config.update(config or {})
     auth = MCPAuth(app)
 

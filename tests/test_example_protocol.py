@@ -345,3 +345,11 @@ def test_a_query_parameter_key_works(client: FlaskClient) -> None:
         f"/mcp?api_key={READER}", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
     )
     assert response.get_json()["result"] == {}
+
+
+def test_an_oversized_body_is_refused_without_being_read(client: FlaskClient) -> None:
+    text = "x" * (1024 * 1024)
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}}
+    message["params"]["arguments"] = {"text": text}
+    response = client.post("/mcp", json=message, headers={"X-API-Key": READER})
+    assert response.status_code == 413
