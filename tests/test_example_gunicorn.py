@@ -126,7 +126,7 @@ def test_get_is_405_with_allow_post(demo_server: GunicornServer) -> None:
 
 
 def test_notes_survive_a_restart(tmp_path: Path) -> None:
-    keys = {key: LEVELS["read-write"].definition for key in ["restart-writer-key"]}
+    keys = {"restart-writer-key": LEVELS["read-write"].definition}
     env = {**demo_environment(tmp_path / "instance"), "MCP_API_KEYS": json.dumps(keys)}
     server = GunicornServer(tmp_path, env)
     headers = {"X-API-Key": "restart-writer-key"}
