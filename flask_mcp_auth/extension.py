@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, g, has_app_context, request
 from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
 from .decorators import check_permissions, enforce, require_permission, require_role
+from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
@@ -92,8 +93,14 @@ class MCPAuth:
         state = self._states[app] = self._last_state = _AppState(settings, secret, store)
 
         app.extensions[EXTENSION_KEY] = self
+        # Before the authentication hook: OAuth discovery answers need no key.
+        install_discovery_answers(app, self)
         # The hook is bound to this app's state: no per-request lookup.
         app.before_request(functools.partial(self._authenticate_request, state))
+
+        from .cli import mcp_auth_cli  # the CLI imports this module
+
+        app.cli.add_command(mcp_auth_cli)
 
         if settings["MCP_STATUS_URL"]:
             from .blueprint import make_status_blueprint

@@ -62,13 +62,19 @@ def test_messages_say_what_to_check() -> None:
 
 
 def test_www_authenticate_for_a_missing_key_is_a_plain_challenge() -> None:
-    assert refused("missing_api_key").headers["WWW-Authenticate"] == 'Bearer realm="mcp"'
+    challenge = refused("missing_api_key").headers["WWW-Authenticate"]
+    assert (
+        challenge == 'Bearer realm="mcp", APIKey realm="mcp", header="X-API-Key", query="api_key"'
+    )
 
 
 @pytest.mark.parametrize("reason", ["invalid_api_key", "api_key_expired"])
 def test_www_authenticate_for_a_bad_key_says_invalid_token(reason: str) -> None:
     challenge = refused(reason).headers["WWW-Authenticate"]
-    assert challenge == f'Bearer realm="mcp", error="invalid_token", error_description="{reason}"'
+    assert challenge == (
+        f'Bearer realm="mcp", error="invalid_token", error_description="{reason}", '
+        'APIKey realm="mcp", header="X-API-Key", query="api_key"'
+    )
 
 
 def test_the_realm_is_configurable() -> None:
