@@ -213,13 +213,11 @@ class InsufficientPermissions(MCPAuthError, Forbidden):
             data["required_role"] = required_role
         super().__init__(message, headers=headers, data=data)
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        # RFC 6750 section 3.1: insufficient_scope, naming what would be needed.
-        realm = _quoted(_auth_settings()["MCP_AUTH_REALM"])
-        challenge = f'Bearer realm={realm}, error="insufficient_scope"'
-        if self.missing_permissions:
-            challenge += f', scope="{" ".join(self.missing_permissions)}"'
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
+    # No WWW-Authenticate here. RFC 6750's insufficient_scope challenge tells an
+    # OAuth client to fetch a token with more scope; this server issues no tokens,
+    # and MCP clients built on the TypeScript SDK (mcp-remote) answer that
+    # challenge by starting OAuth step-up instead of showing the missing
+    # permission. The body says what is missing.
 
 
 class RateLimitExceeded(MCPAuthError, TooManyRequests):
