@@ -8,11 +8,14 @@ from typing import Any, TypeVar
 
 from flask import Flask, g, request
 
+from .audit import install_audit
 from .config import check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .debug import configure_debug
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal
+from .redaction import install_redaction
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -51,6 +54,8 @@ class MCPAuth:
         broken ``MCP_API_KEYS`` stops start-up.
         """
         settings = resolve_settings(self._options, app.config)
+        # Before the key store loads, so DEBUG=auth:keys shows the loading.
+        configure_debug(settings["MCP_DEBUG"])
         default_role = settings["MCP_DEFAULT_ROLE"]
         if default_role and default_role not in ROLES:
             raise ConfigError(
@@ -78,6 +83,9 @@ class MCPAuth:
         self._plain_allowed = not settings["MCP_REQUIRE_SIGNED_KEYS"]
 
         app.extensions[EXTENSION_KEY] = self
+        install_redaction(self._query_param, self._header)
+        # Before the authentication hook, so the audit timing covers it.
+        install_audit(app, settings["MCP_AUDIT_LOG"])
         app.before_request(self._authenticate_request)
 
         if settings["MCP_STATUS_URL"]:
@@ -119,6 +127,7 @@ class MCPAuth:
                 raise MissingAPIKey()
             request_log.debug("no credential: anonymous, role %s", principal.role)
             return
+        g.mcp_credential_source = credential.source  # for the audit log, even on failure
         g.mcp_principal = self.authenticate(credential)
 
     def authenticate(self, credential: Credential) -> Principal:
@@ -134,7 +143,7 @@ class MCPAuth:
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
             )
-            raise APIKeyExpired()
+            raise APIKeyExpired(key=key)
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
