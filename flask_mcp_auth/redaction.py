@@ -35,10 +35,10 @@ _DEFAULT_HEADER: str = _SETTINGS_BY_NAME["MCP_API_KEY_HEADER"].default
 _query_params: set[str] = {_DEFAULT_QUERY_PARAM}
 _headers: set[str] = {_DEFAULT_HEADER.lower(), "authorization"}
 
-# One query pair: at the start of the text or after '?' / '&', a name, '=', and a
-# value that runs to the next '&' or whitespace (never stopping at a quote or '#',
-# so nothing of the value can be left behind).
-_QUERY_PAIR = re.compile(r"(^|[?&])([^=&\s]+)=([^&\s]*)")
+# One query pair: at the start of the text or right after '?' or '&', a name, '=',
+# and a value that runs to the next '&' or whitespace (never stopping at a quote,
+# '?' or '#', so nothing of a key's value can be left behind).
+_QUERY_PAIR = re.compile(r"(?<![^?&])([^=&?\s]+)=([^&\s]*)")
 
 
 def register(query_param: str | None, header: str | None) -> None:
@@ -50,8 +50,11 @@ def register(query_param: str | None, header: str | None) -> None:
 
 
 def _redact_pair(match: re.Match[str]) -> str:
-    if unquote_plus(match.group(2)) in _query_params:
-        return f"{match.group(1)}{match.group(2)}={REDACTED}"
+    name, value = match.group(1), match.group(2)
+    if unquote_plus(name) in _query_params:
+        return f"{name}={REDACTED}"
+    if "=" in value:  # '?a=b?api_key=...': not read as a key, but it may be one
+        return f"{name}={redact_query(value)}"
     return match.group(0)
 
 
