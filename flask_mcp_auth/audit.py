@@ -78,12 +78,11 @@ class _FailureReporter:
             f"flask_mcp_auth: could not write the audit log ({what}); {lost} audit line(s) "
             f"lost since the last report. Requests are still being served."
         )
-        if _has_output(log):
+        if _has_output(log) or logging.lastResort is None:
             log.error(message)
-        else:  # nothing would show it: do what logging does without handlers
-            logging.lastResort.handle(
-                log.makeRecord(log.name, logging.ERROR, "", 0, message, None, None)
-            )  # type: ignore[union-attr]
+        else:  # nothing would show it: do what logging does when there are no handlers
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+            logging.lastResort.handle(record)
 
 
 report_write_failure = _FailureReporter()
@@ -99,18 +98,64 @@ def _has_output(logger: logging.Logger) -> bool:
 
 
 class _OwnedHandler(logging.Handler):
-    """Mixin for the handlers this module installs: they report, never raise."""
+    """Base of the handlers this module installs: they report failures, never raise."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         report_write_failure(sys.exc_info()[1])
 
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()  # the line is already the JSON object
+
+    def write_line(self, line: str) -> None:
+        """Write one line without building a LogRecord: the per-request fast path."""
+        self.acquire()
+        try:
+            self._write_line(line)
+        except Exception as error:
+            report_write_failure(error)
+        finally:
+            self.release()
+
+    def _write_line(self, line: str) -> None:
+        raise NotImplementedError
+
 
 class _AuditStreamHandler(_OwnedHandler, StderrHandler):
-    pass
+    def _write_line(self, line: str) -> None:
+        stream = self.stream
+        stream.write(line + "\n")
+        stream.flush()
 
 
 class _AuditFileHandler(_OwnedHandler, WatchedFileHandler):
     """Appends to a file; reopens it after log rotation, retries opening after a failure."""
+
+    def _write_line(self, line: str) -> None:
+        self.reopenIfNeeded()
+        if self.stream is None:
+            self.stream = self._open()
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+#: The handler lines can be written to directly, while it is the logger's only output.
+_direct_handler: _OwnedHandler | None = None
+
+
+def _write_event(line: str) -> None:
+    handler = _direct_handler
+    handlers = audit_log.handlers
+    if (
+        handler is not None
+        and len(handlers) == 1
+        and handlers[0] is handler
+        and not audit_log.propagate
+        and not audit_log.filters
+        and not handler.filters
+    ):
+        handler.write_line(line)  # the same bytes logging would write, without a LogRecord
+    else:
+        audit_log.info(line)  # the application added handlers or filters: honour them
 
 
 def _owned(handler: logging.Handler) -> bool:
@@ -126,6 +171,8 @@ def configure_audit_output(destination: str | None) -> logging.Handler | None:
     None: stderr unless the application put a handler on the logger.  Logging
     is process-wide: the last call wins.  Returns the handler installed, if any.
     """
+    global _direct_handler
+    _direct_handler = None
     for handler in [h for h in audit_log.handlers if _owned(h)]:
         audit_log.removeHandler(handler)
         try:
@@ -146,19 +193,19 @@ def configure_audit_output(destination: str | None) -> logging.Handler | None:
             return None  # the application chose where audit lines go
         target = "stderr"
 
-    handler: logging.Handler
+    handler: _OwnedHandler
     if target.lower() in _STREAMS:
         handler = _AuditStreamHandler(target.lower())
     else:
         path = os.path.abspath(os.path.expanduser(target))
         handler = _AuditFileHandler(path, encoding="utf-8", delay=True)
         _check_writable(path)
-    handler.setFormatter(logging.Formatter("%(message)s"))
     audit_log.addHandler(handler)
     audit_log.setLevel(logging.INFO)
     # The lines go where MCP_AUDIT_LOG says, once, not also to the root logger.
     _saved_propagate.append(audit_log.propagate)
     audit_log.propagate = False
+    _direct_handler = handler
     return handler
 
 
@@ -181,33 +228,53 @@ def request_id_from(value: str | None) -> str:
     return os.urandom(16).hex()
 
 
+_REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+
 def _begin_request() -> None:
-    g.mcp_audit_started = time.perf_counter()
-    g.mcp_request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    state = vars(g._get_current_object())  # one context lookup, not one per field
+    state["mcp_audit_started"] = time.perf_counter()
+    state["mcp_request_id"] = request_id_from(request.environ.get(_REQUEST_ID_ENVIRON))
     # g can outlive a request (an app context pushed around several): start clean.
-    g.mcp_auth_error = None
-    g.mcp_credential_source = None
+    state["mcp_auth_error"] = None
+    state["mcp_credential_source"] = None
 
 
 def _finish_request(response: Response) -> Response:
-    request_id = g.get("mcp_request_id") or request_id_from(None)
+    state = vars(g._get_current_object())
+    request_id = state.get("mcp_request_id") or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
     status = response.status_code
-    source = g.get("mcp_credential_source")
+    source = state.get("mcp_credential_source")
     if source is None and status != 403 and status != 429:
         return response
     if not audit_log.isEnabledFor(logging.INFO):
         return response
     try:
-        audit_log.info(_event_line(status, source, request_id))
+        _write_event(_event_line(state, status, source, request_id))
     except Exception as error:  # a handler the application added raised
         report_write_failure(error)
     return response
 
 
-def _event_line(status: int, source: str | None, request_id: str) -> str:
-    principal = g.get("mcp_principal")
-    error = g.get("mcp_auth_error")
+_second_prefix: tuple[int, str] = (0, "")
+
+
+def _timestamp() -> str:
+    """Now, ISO 8601 UTC with milliseconds; the formatted second is reused within a second."""
+    global _second_prefix
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _second_prefix
+    if cached_second != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_prefix = (second, prefix)
+    return f"{prefix}.{int((now - second) * 1000):03d}Z"
+
+
+def _event_line(state: dict[str, Any], status: int, source: str | None, request_id: str) -> str:
+    principal = state.get("mcp_principal")
+    error = state.get("mcp_auth_error")
     if error is not None and error.code != status:
         error = None  # raised, then handled by the application: not this response's cause
     authenticated = principal is not None and principal.is_authenticated
@@ -220,27 +287,29 @@ def _event_line(status: int, source: str | None, request_id: str) -> str:
     else:
         event = AUTH_FAILURE
     key = principal.key if authenticated else (error.key if error is not None else None)
-    started = g.get("mcp_audit_started")
-    now = time.time()
-    record: dict[str, Any] = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
-        "event": event,
-        "reason": error.reason if error is not None else None,
-        "name": key.name if key is not None else None,
-        "key_fingerprint": key.fingerprint if key is not None else None,
-        "user_id": key.user_id if key is not None else None,
-        "role": key.role if key is not None else (principal.role if principal else None),
-        "method": request.method,
-        "path": request.path,
-        "status": status,
-        "remote_addr": request.remote_addr,
-        "credential_source": source,
-        "request_id": request_id,
-        "duration_ms": (
-            round((time.perf_counter() - started) * 1000, 3) if started is not None else None
-        ),
-    }
-    return json.dumps(record, separators=(",", ":"))
+    started = state.get("mcp_audit_started")
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    return json.dumps(
+        {
+            "ts": _timestamp(),
+            "event": event,
+            "reason": error.reason if error is not None else None,
+            "name": key.name if key is not None else None,
+            "key_fingerprint": key.fingerprint if key is not None else None,
+            "user_id": key.user_id if key is not None else None,
+            "role": key.role if key is not None else (principal.role if principal else None),
+            "method": req.method,
+            "path": req.path,
+            "status": status,
+            "remote_addr": req.remote_addr,
+            "credential_source": source,
+            "request_id": request_id,
+            "duration_ms": (
+                round((time.perf_counter() - started) * 1000, 3) if started is not None else None
+            ),
+        },
+        separators=(",", ":"),
+    )
 
 
 def install_audit(app: Flask, destination: str | None) -> None:

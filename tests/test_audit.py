@@ -382,3 +382,29 @@ def test_failure_report_reaches_stderr_without_any_logging_configured(
     app: Flask = audit_app(MCP_AUDIT_LOG=str(tmp_path / "missing-dir" / "sub" / "audit.log"))
     assert app.test_client().get("/data", headers={"X-API-Key": "live-key"}).status_code == 200
     assert "could not write the audit log" in capsys.readouterr().err
+
+
+def test_handlers_and_filters_added_after_init_app_are_honoured(audit_app, tmp_path):
+    """Lines go straight to the file only while it is the logger's single output."""
+    log_file = tmp_path / "audit.log"
+    client = audit_app(MCP_AUDIT_LOG=str(log_file)).test_client()
+    client.get("/data", headers={"X-API-Key": "live-key"})
+
+    late = RecordingHandler()
+    logger = logging.getLogger(AUDIT_LOGGER)
+    logger.addHandler(late)
+    client.get("/forbidden", headers={"X-API-Key": "live-key"})
+    assert [e["event"] for e in late.events()] == ["forbidden"]
+
+    def drop_rate_limited(record: logging.LogRecord) -> bool:
+        return '"event":"rate_limited"' not in record.getMessage()
+
+    logger.removeHandler(late)
+    logger.addFilter(drop_rate_limited)
+    try:
+        client.get("/limited", headers={"X-API-Key": "live-key"})
+    finally:
+        logger.removeFilter(drop_rate_limited)
+    client.get("/data?api_key=wrong")
+    events = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
+    assert events == ["auth_success", "forbidden", "auth_failure"]
