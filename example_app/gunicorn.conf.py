@@ -29,8 +29,5 @@ errorlog = "-"
 # older gunicorn versions ignore the unknown setting.
 control_socket_disable = True
 
-# --- Access-log redaction ---------------------------------------------------------
-# The access log must not show ?api_key=... values. On merge the lead enables the
-# audit engineer's logger here:
-#   logger_class = "flask_mcp_auth.redaction.GunicornLogger"
-# -----------------------------------------------------------------------------------
+# Redact ?api_key=... (and the key headers) from gunicorn's access and error logs.
+logger_class = "flask_mcp_auth.redaction.GunicornLogger"

@@ -86,6 +86,9 @@ class Setting:
     default: Any
     parse: Callable[[str, Any], Any]
     meaning: str
+    #: Another environment variable read when NAME is not set anywhere (e.g. the
+    #: Node-style DEBUG, which cannot live in app.config: Flask owns app.config["DEBUG"]).
+    env_fallback: str | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -214,6 +217,25 @@ SETTINGS: tuple[Setting, ...] = (
         "When the rate-limit storage is unreachable: false counts in process memory until "
         "it is back; true answers 503.",
     ),
+    Setting(
+        "MCP_AUDIT_LOG",
+        "audit_log",
+        None,
+        parse_optional_str,
+        "Where audit lines (one JSON object per key use, 403 and 429) go: 'stderr', 'stdout', "
+        "a file path, or 'off'. Unset: stderr, unless the application configured a handler "
+        "on the 'flask_mcp_auth.audit' logger.",
+    ),
+    Setting(
+        "MCP_DEBUG",
+        "debug",
+        None,
+        parse_optional_str,
+        "Debug namespaces, Node 'debug' syntax: auth:keys, auth:request, auth:ratelimit, "
+        "'*' wildcards, '-name' excludes (e.g. 'auth:*,-auth:ratelimit'). Unset: the DEBUG "
+        "environment variable.",
+        env_fallback="DEBUG",
+    ),
 )
 
 SETTINGS_BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
@@ -234,6 +256,8 @@ def resolve_settings(
             raw = config[setting.name]
         elif setting.name in env:
             raw = env[setting.name]
+        elif setting.env_fallback is not None and setting.env_fallback in env:
+            raw = env[setting.env_fallback]
         else:
             resolved[setting.name] = setting.default
             continue

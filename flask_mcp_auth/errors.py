@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.exceptions import (
     Forbidden,
     HTTPException,
@@ -27,6 +27,9 @@ from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
 
 from .credentials import describe_methods, methods_from_settings
+
+if TYPE_CHECKING:
+    from .keystore import APIKey
 
 
 class ConfigError(ValueError):
@@ -52,10 +55,19 @@ class MCPAuthError(HTTPException):
         *,
         headers: Iterable[tuple[str, str]] | None = None,
         data: dict[str, Any] | None = None,
+        key: APIKey | None = None,
     ) -> None:
         super().__init__(message or self.description)
         self.extra_headers: list[tuple[str, str]] = list(headers or ())
         self.data: dict[str, Any] = dict(data or {})
+        #: The key involved when known (e.g. an expired key): named in the audit
+        #: log by its fingerprint, never put in the response body.
+        self.key = key
+        if has_request_context():
+            # The one place every 401/403/429/503 passes through: the audit log
+            # reads the reason from here, even when an app.errorhandler replaced
+            # the response body.
+            g.mcp_auth_error = self
 
     @property
     def message(self) -> str:

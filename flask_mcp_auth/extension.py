@@ -11,14 +11,17 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, current_app, g, has_app_context, request
 
+from .audit import install_audit
 from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
 from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
 from .ratelimit import RateLimits
+from .redaction import install_redaction
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -81,6 +84,8 @@ class MCPAuth:
         broken ``MCP_API_KEYS`` stops start-up.
         """
         settings = resolve_settings(self._options, app.config)
+        # Before the key store loads, so DEBUG=auth:keys shows the loading.
+        configure_debug(settings["MCP_DEBUG"])
         default_role = settings["MCP_DEFAULT_ROLE"]
         if default_role and default_role not in ROLES:
             raise ConfigError(
@@ -105,6 +110,9 @@ class MCPAuth:
         self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
+        install_redaction(state.query_param, state.header)
+        # Before the authentication hook, so the audit timing covers it.
+        install_audit(app, settings["MCP_AUDIT_LOG"])
         # Before the authentication hook: OAuth discovery answers need no key.
         install_discovery_answers(app, self)
         # The hook is bound to this app's state: no per-request lookup.
@@ -227,6 +235,7 @@ class MCPAuth:
             request_log.debug("no credential: anonymous, role %s", principal.role)
             state.rate_limits.check_anonymous()
         else:
+            g.mcp_credential_source = credential.source  # for the audit log, even on failure
             try:
                 principal = self._resolve(credential, state)
             except AuthenticationError as refused:
@@ -252,7 +261,7 @@ class MCPAuth:
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
             )
-            raise APIKeyExpired()
+            raise APIKeyExpired(key=key)
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
