@@ -46,6 +46,39 @@ def parse_passthrough(name: str, value: Any) -> Any:
     return value
 
 
+def parse_str_list(name: str, value: Any) -> tuple[str, ...]:
+    """A comma-separated string, or a list of strings, as a tuple without blanks."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)) or not all(
+        isinstance(item, str) for item in items
+    ):
+        raise ConfigError(f"{name}: expected a comma-separated string or a list of strings")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+#: The OAuth discovery URLs that can be answered (see flask_mcp_auth.discovery).
+OAUTH_ANSWERS = ("protected-resource", "authorization-server", "openid-configuration", "register")
+
+
+def parse_oauth_answers(name: str, value: Any) -> frozenset[str]:
+    answers = parse_str_list(name, value)
+    unknown = sorted(set(answers) - set(OAUTH_ANSWERS))
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown answer(s) {', '.join(unknown)}; expected any of "
+            f"{', '.join(OAUTH_ANSWERS)} (comma-separated), or empty for none"
+        )
+    return frozenset(answers)
+
+
+def parse_paths(name: str, value: Any) -> tuple[str, ...]:
+    paths = parse_str_list(name, value)
+    for path in paths:
+        if not path.startswith("/") or any(ch.isspace() for ch in path):
+            raise ConfigError(f"{name}: {path!r} is not a URL path (it must start with '/')")
+    return paths
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -53,6 +86,9 @@ class Setting:
     default: Any
     parse: Callable[[str, Any], Any]
     meaning: str
+    #: Another environment variable read when NAME is not set anywhere (e.g. the
+    #: Node-style DEBUG, which cannot live in app.config: Flask owns app.config["DEBUG"]).
+    env_fallback: str | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -123,6 +159,83 @@ SETTINGS: tuple[Setting, ...] = (
         parse_str,
         "Realm named in the WWW-Authenticate challenge of 401 responses.",
     ),
+    Setting(
+        "MCP_OAUTH_DISCOVERY_ANSWERS",
+        "oauth_discovery_answers",
+        frozenset(OAUTH_ANSWERS),
+        parse_oauth_answers,
+        "OAuth discovery URLs answered with a JSON 404 that explains how to send an API key "
+        "(comma-separated: protected-resource, authorization-server, openid-configuration, "
+        "register). Empty string: none. A route of the app at the same URL always wins.",
+    ),
+    Setting(
+        "MCP_OAUTH_LOGIN_PATHS",
+        "oauth_login_paths",
+        ("/auth/oauth/login", "/authorize", "/token"),
+        parse_paths,
+        "Further OAuth endpoint paths (comma-separated) answered the same way; empty: none.",
+    ),
+    Setting(
+        "RATELIMIT_STORAGE_URI",
+        "storage_uri",
+        "memory://",
+        parse_str,
+        "flask-limiter storage for rate-limit counters: memory:// (one process), "
+        "redis://host:6379 (shared by workers and hosts) or any URI flask-limiter accepts. "
+        "Ignored when the app passes its own Limiter (MCPAuth(app, limiter=...)).",
+    ),
+    Setting(
+        "MCP_DEFAULT_RATE_LIMIT",
+        "default_rate_limit",
+        "",
+        parse_str,
+        "flask-limiter limit string (e.g. '60/minute;1000/hour') for keys without rateLimit. "
+        "Empty: no limit.",
+    ),
+    Setting(
+        "MCP_ANONYMOUS_RATE_LIMIT",
+        "anonymous_rate_limit",
+        "",
+        parse_str,
+        "flask-limiter limit string for callers without a key, counted per client address. "
+        "Empty: no limit.",
+    ),
+    Setting(
+        "MCP_AUTH_FAILURE_LIMIT",
+        "auth_failure_limit",
+        "20 per minute",
+        parse_str,
+        "Invalid-credential attempts allowed per client address and window; past it the "
+        "address gets 429 for any request with a credential until the window resets. "
+        "Empty or 'off': no lockout.",
+    ),
+    Setting(
+        "MCP_RATELIMIT_FAIL_CLOSED",
+        "ratelimit_fail_closed",
+        False,
+        parse_bool,
+        "When the rate-limit storage is unreachable: false counts in process memory until "
+        "it is back; true answers 503.",
+    ),
+    Setting(
+        "MCP_AUDIT_LOG",
+        "audit_log",
+        None,
+        parse_optional_str,
+        "Where audit lines (one JSON object per key use, 403 and 429) go: 'stderr', 'stdout', "
+        "a file path, or 'off'. Unset: stderr, unless the application configured a handler "
+        "on the 'flask_mcp_auth.audit' logger.",
+    ),
+    Setting(
+        "MCP_DEBUG",
+        "debug",
+        None,
+        parse_optional_str,
+        "Debug namespaces, Node 'debug' syntax: auth:keys, auth:request, auth:ratelimit, "
+        "'*' wildcards, '-name' excludes (e.g. 'auth:*,-auth:ratelimit'). Unset: the DEBUG "
+        "environment variable.",
+        env_fallback="DEBUG",
+    ),
 )
 
 SETTINGS_BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
@@ -143,6 +256,8 @@ def resolve_settings(
             raw = config[setting.name]
         elif setting.name in env:
             raw = env[setting.name]
+        elif setting.env_fallback is not None and setting.env_fallback in env:
+            raw = env[setting.env_fallback]
         else:
             resolved[setting.name] = setting.default
             continue

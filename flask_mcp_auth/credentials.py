@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Request
 from itsdangerous import Signer
@@ -115,3 +117,41 @@ def generate_api_key(key_id: str, secret: str) -> str:
     if not secret:
         raise ValueError("a secret (JWT_SECRET) is required to sign keys")
     return KeySigner(secret).sign(key_id)
+
+
+def accepted_methods(header: str, accept_bearer: bool, query_param: str) -> list[dict[str, str]]:
+    """How a client may send its key, in the order ``extract_credential`` looks.
+
+    One description shared by ``/mcp/status``, the OAuth discovery answers and
+    the 401 challenge, so that they can never disagree with each other.
+    """
+    methods = [{"in": "header", "name": header}]
+    if accept_bearer:
+        methods.append({"in": "header", "name": "Authorization", "scheme": "Bearer"})
+    if query_param:
+        methods.append({"in": "query", "name": query_param})
+    return methods
+
+
+def methods_from_settings(settings: Mapping[str, Any]) -> list[dict[str, str]]:
+    """:func:`accepted_methods` for resolved settings (``MCPAuth.settings``)."""
+    return accepted_methods(
+        settings["MCP_API_KEY_HEADER"],
+        settings["MCP_ACCEPT_BEARER"],
+        settings["MCP_API_KEY_QUERY_PARAM"],
+    )
+
+
+def describe_methods(methods: list[dict[str, str]]) -> str:
+    """The methods of :func:`accepted_methods` as an English phrase for messages."""
+    phrases = []
+    for method in methods:
+        if method.get("scheme"):
+            phrases.append(f"as '{method['name']}: {method['scheme']} <key>'")
+        elif method["in"] == "header":
+            phrases.append(f"in the {method['name']} header")
+        else:
+            phrases.append(f"in the {method['name']} query parameter")
+    if len(phrases) <= 1:
+        return "".join(phrases)
+    return ", ".join(phrases[:-1]) + " or " + phrases[-1]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.exceptions import (
     Forbidden,
     HTTPException,
@@ -25,6 +25,11 @@ from werkzeug.exceptions import (
 )
 from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
+
+from .credentials import describe_methods, methods_from_settings
+
+if TYPE_CHECKING:
+    from .keystore import APIKey
 
 
 class ConfigError(ValueError):
@@ -50,10 +55,19 @@ class MCPAuthError(HTTPException):
         *,
         headers: Iterable[tuple[str, str]] | None = None,
         data: dict[str, Any] | None = None,
+        key: APIKey | None = None,
     ) -> None:
         super().__init__(message or self.description)
         self.extra_headers: list[tuple[str, str]] = list(headers or ())
         self.data: dict[str, Any] = dict(data or {})
+        #: The key involved when known (e.g. an expired key): named in the audit
+        #: log by its fingerprint, never put in the response body.
+        self.key = key
+        if has_request_context():
+            # The one place every 401/403/429/503 passes through: the audit log
+            # reads the reason from here, even when an app.errorhandler replaced
+            # the response body.
+            g.mcp_auth_error = self
 
     @property
     def message(self) -> str:
@@ -103,12 +117,6 @@ def _jsonrpc_request_id() -> tuple[Any] | None:
     return None
 
 
-def _realm() -> str:
-    if has_app_context():
-        return getattr(current_app.extensions.get("mcp_auth"), "realm", "mcp")
-    return "mcp"
-
-
 class AuthenticationError(MCPAuthError, Unauthorized):
     """401: no usable credential."""
 
@@ -121,11 +129,45 @@ class AuthenticationError(MCPAuthError, Unauthorized):
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge())]
 
     def challenge(self) -> str:
-        parts = [f'realm="{_realm()}"']
-        if self.challenge_error:
-            parts.append(f'error="{self.challenge_error}"')
-            parts.append(f'error_description="{self.reason}"')
-        return "Bearer " + ", ".join(parts)
+        """One challenge per accepted scheme, saying only what this server does.
+
+        ``Bearer`` (RFC 6750) when ``Authorization: Bearer`` is accepted, then
+        ``APIKey`` naming the header (and query parameter) that carries a key.
+        No ``resource_metadata`` parameter: the server publishes no OAuth
+        protected resource metadata (its discovery URLs answer 404, see
+        :mod:`flask_mcp_auth.discovery`), so there is nothing to point to.
+        """
+        settings = _auth_settings()
+        realm = _quoted(settings["MCP_AUTH_REALM"])
+        challenges = []
+        if settings["MCP_ACCEPT_BEARER"]:
+            params = [f"realm={realm}"]
+            if self.challenge_error:
+                params.append(f'error="{self.challenge_error}"')
+                params.append(f'error_description="{self.reason}"')
+            challenges.append("Bearer " + ", ".join(params))
+        api_key = [f"realm={realm}", f"header={_quoted(settings['MCP_API_KEY_HEADER'])}"]
+        if settings["MCP_API_KEY_QUERY_PARAM"]:
+            api_key.append(f"query={_quoted(settings['MCP_API_KEY_QUERY_PARAM'])}")
+        challenges.append("APIKey " + ", ".join(api_key))
+        return ", ".join(challenges)
+
+
+def _auth_settings() -> dict[str, Any]:
+    """The current app's MCPAuth settings; the defaults outside such an app."""
+    ext = current_app.extensions.get("mcp_auth") if has_app_context() else None
+    settings = getattr(ext, "settings", None)
+    if settings:
+        return settings
+    from .config import SETTINGS  # config imports this module
+
+    return {setting.name: setting.default for setting in SETTINGS}
+
+
+def _quoted(value: str) -> str:
+    """An RFC 9110 quoted-string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 class MissingAPIKey(AuthenticationError):
@@ -135,6 +177,14 @@ class MissingAPIKey(AuthenticationError):
         "This endpoint requires an API key. Send it in the X-API-Key header, "
         "as 'Authorization: Bearer <key>', or in the api_key query parameter."
     )
+
+    @property
+    def message(self) -> str:
+        if self.description != type(self).description:
+            return str(self.description)  # a message given by the caller
+        # Name the header, scheme and parameter this app really accepts.
+        how = describe_methods(methods_from_settings(_auth_settings()))
+        return f"This endpoint requires an API key. Send it {how}."
 
 
 class InvalidAPIKey(AuthenticationError):
@@ -175,12 +225,11 @@ class InsufficientPermissions(MCPAuthError, Forbidden):
             data["required_role"] = required_role
         super().__init__(message, headers=headers, data=data)
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        # RFC 6750 section 3.1: insufficient_scope, naming what would be needed.
-        challenge = f'Bearer realm="{_realm()}", error="insufficient_scope"'
-        if self.missing_permissions:
-            challenge += f', scope="{" ".join(self.missing_permissions)}"'
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
+    # No WWW-Authenticate here. RFC 6750's insufficient_scope challenge tells an
+    # OAuth client to fetch a token with more scope; this server issues no tokens,
+    # and MCP clients built on the TypeScript SDK (mcp-remote) answer that
+    # challenge by starting OAuth step-up instead of showing the missing
+    # permission. The body says what is missing.
 
 
 class RateLimitExceeded(MCPAuthError, TooManyRequests):

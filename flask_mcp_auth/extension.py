@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, has_app_context, request
 
-from .config import check_options, resolve_settings
+from .audit import install_audit
+from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
-from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
+from .discovery import install_discovery_answers
+from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
+from .ratelimit import RateLimits
+from .redaction import install_redaction
 from .verified import VerifiedCredentials
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -42,20 +52,25 @@ class MCPAuth:
     ``MCPAuth(app, **options)`` or ``auth = MCPAuth(**options)`` then
     ``auth.init_app(app)``.  Options are the lowercase names in
     :mod:`flask_mcp_auth.config` (``default_role=``, ``api_keys=`` ...); they
-    beat ``app.config``, which beats the environment.
+    beat ``app.config``, which beats the environment.  ``limiter=`` is a
+    flask-limiter ``Limiter`` already initialised on the app, whose storage the
+    rate limits then share; without it MCPAuth creates its own.
     """
 
     #: Also available as methods, Flask-HTTPAuth style: ``@auth.require_permission("read")``.
     require_permission = staticmethod(require_permission)
     require_role = staticmethod(require_role)
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any
+    ) -> None:
         check_options(options)
         self._options = options
-        self.settings: dict[str, Any] = {}
-        self.store = KeyStore()
-        self._verified = VerifiedCredentials(self.store)
-        self.signer: KeySigner | None = None
+        self._limiter = limiter
+        # One instance may serve several apps (factory pattern, tests): what init_app
+        # derives from an app's configuration is kept per app, never on the instance.
+        self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
+        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, KeyStore())
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
         if app is not None:
@@ -70,6 +85,8 @@ class MCPAuth:
         broken ``MCP_API_KEYS`` stops start-up.
         """
         settings = resolve_settings(self._options, app.config)
+        # Before the key store loads, so DEBUG=auth:keys shows the loading.
+        configure_debug(settings["MCP_DEBUG"])
         default_role = settings["MCP_DEFAULT_ROLE"]
         if default_role and default_role not in ROLES:
             raise ConfigError(
@@ -82,30 +99,73 @@ class MCPAuth:
                 "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
                 "set JWT_SECRET (or the app's SECRET_KEY)"
             )
+        status_url = settings["MCP_STATUS_URL"]
+        if status_url and not status_url.startswith("/"):
+            raise ConfigError(f"MCP_STATUS_URL: must start with '/', got {status_url!r}")
         store = KeyStore.load(settings["MCP_API_KEYS"], secret)
         warn_about_store(store)
 
-        self.settings = settings
-        self.secret: str | None = secret
-        self.signer = KeySigner(secret) if secret else None
-        self.store = store
-        self._verified = VerifiedCredentials(store)
-        self.default_role: str | None = default_role or None
-        self._anonymous = Principal.anonymous(self.default_role)
-        self.realm: str = settings["MCP_AUTH_REALM"]
-        self._header: str = settings["MCP_API_KEY_HEADER"]
-        self._accept_bearer: bool = settings["MCP_ACCEPT_BEARER"]
-        self._query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
-        self._plain_allowed = not settings["MCP_REQUIRE_SIGNED_KEYS"]
+        rate_limits = RateLimits.from_settings(app, settings, self._limiter)
+        rate_limits.preload(store)
+        state = _AppState(settings, secret, store, rate_limits)
+        self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
-        app.before_request(self._authenticate_request)
+        install_redaction(state.query_param, state.header)
+        # Before the authentication hook, so the audit timing covers it.
+        install_audit(app, settings["MCP_AUDIT_LOG"])
+        # Before the authentication hook: OAuth discovery answers need no key.
+        install_discovery_answers(app, self)
+        # The hook is bound to this app's state: no per-request lookup.
+        app.before_request(functools.partial(self._authenticate_request, state))
+        app.after_request(rate_limits.inject_headers)
+
+        from .cli import mcp_auth_cli  # the CLI imports this module
+
+        app.cli.add_command(mcp_auth_cli)
 
         if settings["MCP_STATUS_URL"]:
             from .blueprint import make_status_blueprint
 
             app.register_blueprint(make_status_blueprint(settings["MCP_STATUS_URL"]))
             self._exempt_endpoints.add("mcp_auth.status")
+
+    # -- per-app state: the current app's inside a request or app context ---------
+
+    def _state(self) -> _AppState:
+        if has_app_context():
+            state = self._states.get(_current_app())
+            if state is not None:
+                return state
+        return self._last_state
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self._state().settings
+
+    @property
+    def store(self) -> KeyStore:
+        return self._state().store
+
+    @property
+    def secret(self) -> str | None:
+        return self._state().secret
+
+    @property
+    def signer(self) -> KeySigner | None:
+        return self._state().signer
+
+    @property
+    def default_role(self) -> str | None:
+        return self._state().default_role
+
+    @property
+    def realm(self) -> str:
+        return self._state().realm
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return self._state().rate_limits
 
     # -- authorization without decorating every view ----------------------------
 
@@ -163,30 +223,44 @@ class MCPAuth:
 
     # -- per request ------------------------------------------------------------
 
-    def _authenticate_request(self) -> None:
-        if request.method == "OPTIONS":
-            g.mcp_principal = self._anonymous
+    def _authenticate_request(self, state: _AppState) -> None:
+        # extract -> resolve -> throttle -> authorize; the view and its decorators follow.
+        # One context lookup, instead of one per attribute through the proxy.
+        current_request = request._get_current_object()  # type: ignore[attr-defined]
+        if current_request.method == "OPTIONS":
+            g.mcp_principal = state.anonymous
             return
         credential = extract_credential(
-            request, self._header, self._accept_bearer, self._query_param
+            current_request, state.header, state.accept_bearer, state.query_param
         )
         if credential is None:
-            principal = self._anonymous
+            principal = g.mcp_principal = state.anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
+            state.rate_limits.check_anonymous()
         else:
-            principal = self.authenticate(credential)
-        g.mcp_principal = principal
+            g.mcp_credential_source = credential.source  # for the audit log, even on failure
+            try:
+                principal = self._resolve(credential, state)
+            except AuthenticationError as refused:
+                state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+                raise
+            g.mcp_principal = principal
+            state.rate_limits.check_key(principal.key)
         self._authorize(principal)
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
-        verified = self._verified
-        if verified.store is not self.store:  # the key store was replaced: forget the old one
-            verified = self._verified = VerifiedCredentials(self.store)
+        return self._resolve(credential, self._state())
+
+    def _resolve(self, credential: Credential, state: _AppState) -> Principal:
+        store = state.store
+        verified = state.verified
+        if verified.store is not store:  # the key store was replaced: forget the old one
+            verified = state.verified = VerifiedCredentials(store)
         principal = verified.get(credential)
         if principal is None:
-            key_id = self._key_id_of(credential.value)
-            key = self.store.find(key_id) if key_id is not None else None
+            key_id = self._key_id_of(credential.value, state)
+            key = store.find(key_id) if key_id is not None else None
             if key is None:
                 request_log.debug(
                     "credential from %s: unknown or badly signed key: 401", credential.source
@@ -200,18 +274,48 @@ class MCPAuth:
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
             )
-            raise APIKeyExpired()
+            raise APIKeyExpired(key=key)
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
         return principal
 
-    def _key_id_of(self, presented: str) -> str | None:
+    def _key_id_of(self, presented: str, state: _AppState) -> str | None:
         """The key id a presented value claims, checking a signature if it has one."""
         if not presented:
             return None
-        if self.signer is not None and looks_signed(presented):
-            key_id = self.signer.unsign(presented)
+        if state.signer is not None and looks_signed(presented):
+            key_id = state.signer.unsign(presented)
             if key_id is not None:
                 return key_id
-        return presented if self._plain_allowed else None
+        return presented if state.plain_allowed else None
+
+
+class _AppState:
+    """What ``init_app`` derived from one app's configuration."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        secret: str | None,
+        store: KeyStore,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rate_limits = rate_limits
+        self.secret = secret
+        self.signer = KeySigner(secret) if secret else None
+        self.store = store
+        #: Principals of credentials already verified against ``store``.
+        self.verified = VerifiedCredentials(store)
+        self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
+        self.realm: str = settings["MCP_AUTH_REALM"]
+        self.header: str = settings["MCP_API_KEY_HEADER"]
+        self.accept_bearer: bool = settings["MCP_ACCEPT_BEARER"]
+        self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
+        self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
+        self.anonymous = Principal.anonymous(self.default_role)
+
+
+def _current_app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]

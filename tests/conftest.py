@@ -11,6 +11,9 @@ from flask import Flask
 
 from flask_mcp_auth import MCPAuth
 
+# Real redis-server and gunicorn fixtures (tests/redis_fixtures.py).
+pytest_plugins = ["redis_fixtures"]
+
 # The Quick Setup document from the user's guide, verbatim.
 SEED_KEYS = {
     "chatgpt-connector-key": {

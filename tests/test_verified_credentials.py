@@ -77,7 +77,8 @@ def test_a_replaced_key_store_takes_effect_immediately() -> None:
     client = app.test_client()
     assert client.get("/whoami", headers={"X-API-Key": "key-one"}).status_code == 200
     replacement = {"key-three": {"name": "Three", "role": "user"}}
-    app.extensions["mcp_auth"].store = KeyStore.load(json.dumps(replacement), SECRET)
+    # What a key reload does: the app's state gets a new, immutable store.
+    app.extensions["mcp_auth"]._states[app].store = KeyStore.load(json.dumps(replacement), SECRET)
     assert client.get("/whoami", headers={"X-API-Key": "key-one"}).status_code == 401
     assert client.get("/whoami", headers={"X-API-Key": "key-three"}).json["name"] == "Three"
 
