@@ -152,6 +152,7 @@ def mcp_auth_only(keys: str | None = None) -> Flask:
     app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
     if HAS_RATE_LIMITS:
         app.config["MCP_DEFAULT_RATE_LIMIT"] = ""
+        app.config["MCP_AUTH_FAILURE_LIMIT"] = "off"
     if HAS_AUDIT:
         app.config["MCP_AUDIT_LOG"] = "off"
     MCPAuth(app)
