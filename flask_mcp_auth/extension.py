@@ -118,7 +118,6 @@ class MCPAuth:
         install_discovery_answers(app, self)
         # The hook is bound to this app's state: no per-request lookup.
         app.before_request(functools.partial(self._authenticate_request, state))
-        app.after_request(rate_limits.inject_headers)
 
         from .cli import mcp_auth_cli  # the CLI imports this module
 
