@@ -16,7 +16,7 @@ from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
 from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
-from .discovery import install_discovery_answers
+from .discovery import discovery_responder
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
@@ -26,6 +26,7 @@ from .verified import VerifiedCredentials
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
+    from werkzeug.sansio.response import Response
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -114,8 +115,8 @@ class MCPAuth:
         install_redaction(state.query_param, state.header)
         # Before the authentication hook, so the audit timing covers it.
         install_audit(app, settings["MCP_AUDIT_LOG"])
-        # Before the authentication hook: OAuth discovery answers need no key.
-        install_discovery_answers(app, self)
+        # Called by the authentication hook first: OAuth discovery answers need no key.
+        state.answer_discovery = discovery_responder(self)
         # The hook is bound to this app's state: no per-request lookup.
         app.before_request(functools.partial(self._authenticate_request, state))
 
@@ -222,13 +223,17 @@ class MCPAuth:
 
     # -- per request ------------------------------------------------------------
 
-    def _authenticate_request(self, state: _AppState) -> None:
+    def _authenticate_request(self, state: _AppState) -> Response | None:
         # extract -> resolve -> throttle -> authorize; the view and its decorators follow.
         # One context lookup, instead of one per attribute through the proxy.
         current_request = request._get_current_object()  # type: ignore[attr-defined]
+        if current_request.url_rule is None and state.answer_discovery is not None:
+            answer = state.answer_discovery()  # an OAuth URL the app does not serve
+            if answer is not None:
+                return answer
         if current_request.method == "OPTIONS":
             g.mcp_principal = state.anonymous
-            return
+            return None
         credential = extract_credential(
             current_request, state.header, state.accept_bearer, state.query_param
         )
@@ -246,6 +251,7 @@ class MCPAuth:
             g.mcp_principal = principal
             state.rate_limits.check_key(principal.key)
         self._authorize(principal)
+        return None
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
@@ -314,6 +320,8 @@ class _AppState:
         self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
         self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
         self.anonymous = Principal.anonymous(self.default_role)
+        #: Answers OAuth URLs the app does not serve (None: switched off).
+        self.answer_discovery: Callable[[], Response | None] | None = None
 
 
 def _current_app() -> Flask:
