@@ -225,30 +225,33 @@ class MCPAuth:
 
     def _authenticate_request(self, state: _AppState) -> Response | None:
         # extract -> resolve -> throttle -> authorize; the view and its decorators follow.
-        # One context lookup, instead of one per attribute through the proxy.
+        # One context lookup each for the request and g, instead of one per attribute
+        # through their proxies (g's attributes are its __dict__).
         current_request = request._get_current_object()  # type: ignore[attr-defined]
         if current_request.url_rule is None and state.answer_discovery is not None:
             answer = state.answer_discovery()  # an OAuth URL the app does not serve
             if answer is not None:
                 return answer
+        request_globals = vars(g._get_current_object())
         if current_request.method == "OPTIONS":
-            g.mcp_principal = state.anonymous
+            request_globals["mcp_principal"] = state.anonymous
             return None
         credential = extract_credential(
             current_request, state.header, state.accept_bearer, state.query_param
         )
         if credential is None:
-            principal = g.mcp_principal = state.anonymous
+            principal = request_globals["mcp_principal"] = state.anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
             state.rate_limits.check_anonymous()
         else:
-            g.mcp_credential_source = credential.source  # for the audit log, even on failure
+            # For the audit log, even on failure.
+            request_globals["mcp_credential_source"] = credential.source
             try:
                 principal = self._resolve(credential, state)
             except AuthenticationError as refused:
                 state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
                 raise
-            g.mcp_principal = principal
+            request_globals["mcp_principal"] = principal
             state.rate_limits.check_key(principal.key)
         self._authorize(principal)
         return None
