@@ -438,6 +438,8 @@ class Throughput:
     rps: dict[str, float] = field(default_factory=dict)
     #: stack name -> why it was not measured
     skipped: dict[str, str] = field(default_factory=dict)
+    #: stack name -> Redis round trips per request (stacks with Redis storage)
+    round_trips: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
 
@@ -493,7 +495,36 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
             for name in order[shift:] + order[:shift]:
                 samples[name].append(run_wrk(ports[name], seconds, connections))
         result.rps = {name: max(values) for name, values in samples.items()}
+        if not redis_note:
+            for name in ("mcp_full_redis", "hand_redis"):
+                if name in ports:
+                    result.round_trips[name] = redis_round_trips_per_request(redis_uri, ports[name])
     return result
+
+
+def redis_round_trips_per_request(redis_uri: str, port: int, requests: int = 100) -> float:
+    """Commands one stack sends Redis per request (its storage round trips), seen through
+    MONITOR; commands a Lua script runs inside Redis are not round trips and not counted."""
+    import redis
+
+    sentinel = "bench-round-trips-done"
+    client = redis.Redis.from_url(redis_uri, socket_timeout=10)
+    try:
+        with client.monitor() as monitor:
+            for _ in range(requests):
+                if http_status(port, {stacks.HEADER: stacks.API_KEY}) != 200:
+                    raise RuntimeError("a request failed while counting Redis round trips")
+            client.echo(sentinel)
+            round_trips = 0
+            for _ in range(requests * 100):  # bounded: far more than any stack sends
+                event = monitor.next_command()
+                if sentinel in event["command"]:
+                    return round_trips / requests
+                if event["client_type"] != "lua":
+                    round_trips += 1
+        raise RuntimeError("Redis MONITOR never showed the end of the measurement")
+    finally:
+        client.close()
 
 
 # -- profiling ------------------------------------------------------------------------------
@@ -633,6 +664,12 @@ def table(results: Results) -> list[str]:
     for name in (*GUNICORN_TWIN.values(), *GUNICORN_ONLY):
         if name not in throughput.rps and name in throughput.skipped:
             notes.append(f"gunicorn {name}: {throughput.skipped[name]}")
+    if throughput.round_trips:
+        counts = "; ".join(
+            f"{GUNICORN_ONLY[name][0]}: {count:.2f}"
+            for name, count in throughput.round_trips.items()
+        )
+        rows += ["", f"Redis round trips per request (MONITOR): {counts}."]
     if notes:
         rows += ["", "n/a:", *(f"- {note}" for note in dict.fromkeys(notes))]
     return rows
