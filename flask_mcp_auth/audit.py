@@ -53,6 +53,8 @@ OFF = "off"
 
 #: How often (seconds) a failing audit destination is reported.
 FAILURE_REPORT_INTERVAL = 60.0
+#: How often (seconds) an audit file is checked for rotation (renamed or deleted).
+ROTATION_CHECK_INTERVAL = 1.0
 
 
 # -- where the lines go ---------------------------------------------------------
@@ -128,10 +130,21 @@ class _AuditStreamHandler(_OwnedHandler, StderrHandler):
 
 
 class _AuditFileHandler(_OwnedHandler, WatchedFileHandler):
-    """Appends to a file; reopens it after log rotation, retries opening after a failure."""
+    """Appends to a file; reopens it after log rotation, retries opening after a failure.
+
+    Rotation is checked (a ``stat`` of the path) at most every
+    ROTATION_CHECK_INTERVAL seconds, not for every line, where it cost about
+    as much as the rest of the write.  Lines written in between still land,
+    in the file that was just renamed.
+    """
+
+    _next_rotation_check = 0.0
 
     def _write_line(self, line: str) -> None:
-        self.reopenIfNeeded()
+        now = time.monotonic()
+        if now >= self._next_rotation_check:
+            self._next_rotation_check = now + ROTATION_CHECK_INTERVAL
+            self.reopenIfNeeded()
         if self.stream is None:
             self.stream = self._open()
         self.stream.write(line + "\n")
