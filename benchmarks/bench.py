@@ -708,7 +708,8 @@ def scaling_lines(results: Results) -> list[str]:
     delta_mib = (scaling.rss_many_kib - scaling.rss_few_kib) / 1024
     lines += [
         f"- Start-up ({scaling.configuration} configuration): loading {scaling.many_keys:,} keys "
-        f"from `MCP_API_KEYS` JSON takes {scaling.load_seconds:.2f} s of CPU time (best of the probes).",
+        f"from `MCP_API_KEYS` JSON takes {scaling.load_seconds:.2f} s of CPU time "
+        "(best of the probes).",
         f"- Resident memory of a fresh process serving the {scaling.configuration} configuration "
         f"(what each gunicorn worker holds): {scaling.rss_few_kib / 1024:.1f} MiB with 10 keys, "
         f"{scaling.rss_many_kib / 1024:.1f} MiB with {scaling.many_keys:,} keys "
