@@ -32,6 +32,7 @@ ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt
 # \s is str.isspace's set; a key id may hold neither it nor C0 control characters.
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
+_CANONICAL_ROLES = {role: role for role in ROLES}
 
 
 def _now() -> datetime:
@@ -161,8 +162,10 @@ def _parse_document(raw: Any, secret: str | None, source: str) -> dict[str, APIK
             "earlier; each key id must appear once"
         )
     keys: dict[str, APIKey] = {}
+    # Keys share equal permission sets: one frozenset each, not one per key.
+    permission_sets: dict[frozenset[str], frozenset[str]] = {}
     for position, (key_id, entry) in enumerate(document.items(), start=1):
-        keys[key_id] = _parse_entry(key_id, entry, position, secret, source)
+        keys[key_id] = _parse_entry(key_id, entry, position, secret, source, permission_sets)
     return keys
 
 
@@ -231,7 +234,14 @@ def _suggest(field_name: str, valid: tuple[str, ...]) -> str:
     return f"unknown field '{field_name}'{hint} Valid fields: {', '.join(valid)}"
 
 
-def _parse_entry(key_id: Any, entry: Any, position: int, secret: str | None, source: str) -> APIKey:
+def _parse_entry(
+    key_id: Any,
+    entry: Any,
+    position: int,
+    secret: str | None,
+    source: str,
+    permission_sets: dict[frozenset[str], frozenset[str]],
+) -> APIKey:
     label = _entry_label(entry, position)
 
     def fail(field_name: str | None, problem: str) -> ConfigError:
@@ -268,12 +278,13 @@ def _parse_entry(key_id: Any, entry: Any, position: int, secret: str | None, sou
     per_minute, per_hour = _parse_rate_limit(entry.get("rateLimit"), fail)
     expires_at = _parse_expiry(entry.get("expiresAt"), fail)
 
+    granted = frozenset(p.strip() for p in permissions)
     return APIKey(
         key_id=key_id,
         name=name,
         user_id=user_id,
-        role=role,
-        permissions=frozenset(p.strip() for p in permissions),
+        role=_CANONICAL_ROLES[role],  # one string per role, not one per key
+        permissions=permission_sets.setdefault(granted, granted),
         requests_per_minute=per_minute,
         requests_per_hour=per_hour,
         expires_at=expires_at,
