@@ -769,6 +769,22 @@ def noise_line(results: Results) -> str:
     return f"The control (bare Flask measured twice) agrees within {abs(control - 1):.1%}."
 
 
+#: Everything after this line of the Markdown page is written by hand and kept when the
+#: page is regenerated (the analysis of a run, which the script cannot write).
+KEPT_MARKER = (
+    "<!-- Everything below this line is kept when benchmarks/bench.py rewrites the page. -->"
+)
+
+
+def with_kept_notes(document: str, output: Path) -> str:
+    kept = "\n"
+    if output.exists():
+        previous = output.read_text(encoding="utf-8")
+        if KEPT_MARKER in previous:
+            kept = previous.split(KEPT_MARKER, 1)[1]
+    return f"{document}\n{KEPT_MARKER}{kept}"
+
+
 def render(results: Results) -> tuple[str, str]:
     """The table for the terminal, and the whole Markdown document."""
     args = results.args
@@ -980,7 +996,7 @@ def run(args: argparse.Namespace) -> int:
     terminal, document = render(results)
     print(terminal)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(document, encoding="utf-8")
+    args.output.write_text(with_kept_notes(document, args.output), encoding="utf-8")
     print(f"\nwritten to {args.output}", file=sys.stderr)
     return 0
 

@@ -34,6 +34,10 @@ GUNICORN_ROWS = (
     "Flask-HTTPAuth + flask-limiter + audit line, Redis storage",
 )
 HTTPAUTH_ROWS = IN_PROCESS_ROWS[1], IN_PROCESS_ROWS[3]
+KEPT_MARKER = (
+    "<!-- Everything below this line is kept when benchmarks/bench.py rewrites the page. -->"
+)
+HAND_WRITTEN = "Where the time goes, written by hand."
 FULL_ROWS = IN_PROCESS_ROWS[5], IN_PROCESS_ROWS[6]
 
 
@@ -51,6 +55,8 @@ def table_rows(markdown: str) -> dict[str, list[str]]:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     workdir = tmp_path_factory.mktemp("bench")
     output = workdir / "benchmarks.md"
+    # A page from an earlier run, with hand-written notes below the marker.
+    output.write_text(f"# Old results\n\n{KEPT_MARKER}\n\n## Analysis\n\n{HAND_WRITTEN}\n")
     done = subprocess.run(
         [
             sys.executable,
@@ -103,3 +109,11 @@ def test_document_describes_machine_scaling_and_targets(smoke_run: tuple[str, st
     assert "loading 1,000 keys" in written
     assert "MiB with 1,000 keys" in written
     assert "authentication only <= 1.15x bare: " in written
+
+
+def test_regenerating_keeps_the_hand_written_notes(smoke_run: tuple[str, str]) -> None:
+    written = smoke_run[1]
+    assert "# Old results" not in written
+    results, notes = written.split(KEPT_MARKER)
+    assert "## Results" in results
+    assert HAND_WRITTEN in notes
