@@ -127,7 +127,10 @@ class StoreSource:
         """Re-read the file at the next :meth:`current`, changed or not.
 
         Only assigns two attributes, so it is safe in a signal handler.
+        Without a file there is nothing to re-read.
         """
+        if self.path is None:
+            return
         self._force = True
         self._next_check = -math.inf
 
@@ -258,7 +261,8 @@ def _reset_locks_after_fork() -> None:
         source._lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reset_locks_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX only; nothing forks elsewhere
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 def _on_sighup(signum: int, frame: FrameType | None) -> None:

@@ -316,6 +316,12 @@ def test_sighup_rereads_even_when_the_metadata_look_unchanged(key_file):
     assert source.current().contains(NEW_ID)
 
 
+def test_reload_request_without_a_file_changes_nothing(make_app):
+    app = make_app()  # keys from MCP_API_KEYS only
+    app.extensions["mcp_auth"].keys.request_reload()
+    assert who(app, "chatgpt-connector-key") == (200, "ChatGPT Connector")
+
+
 def test_sighup_handler_of_someone_else_is_left_alone(file_app):
     def theirs(signum: int, frame: Any) -> None:
         pass

@@ -41,6 +41,13 @@ ADDED = {"name": "Added Connector", "role": "user", "permissions": ["read"]}
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+def _isolation_options() -> list[str]:
+    """Keep parallel gunicorns apart: recent releases open a shared control socket."""
+    from gunicorn.config import Config
+
+    return ["--no-control-socket"] if "control_socket_disable" in Config().settings else []
+
+
 @dataclass(frozen=True)
 class Answer:
     worker: int
@@ -124,6 +131,7 @@ def start_gunicorn(tmp_path: Path, key_file: Path) -> Iterator[Callable[..., Ser
                     str(TESTS_DIR),
                     "--bind",
                     f"fd://{listener.fileno()}",
+                    *_isolation_options(),
                     "reload_gunicorn_app:app",
                 ],
                 env=env,
