@@ -47,6 +47,13 @@ FILE_SETTING = "MCP_API_KEYS_FILE"
 Signature = tuple[int, int, int, int, int]
 
 
+#: File times come from a coarse clock (a few milliseconds on Linux, up to two
+#: seconds on some file systems), so a same-size rewrite soon after a read can
+#: leave the signature unchanged.  A file modified this recently before it was
+#: read is read again at the next check and compared by content.
+RACY_WINDOW_NS = 2_000_000_000
+
+
 def _signature(stat: os.stat_result) -> Signature:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
@@ -82,13 +89,14 @@ class StoreSource:
         self._force = False
         self._unreadable = False
         self._signature: Signature | None = None
+        self._racy = False
         self._digest = b""
         if self.path is None:
             self._store = KeyStore(self._inline)
             self._next_check = math.inf
             return
         try:
-            data, signature = self._read()
+            data, signature, self._racy = self._read()
         except OSError as exc:
             raise ConfigError(f"{self.label}: cannot read the key file: {_reason(exc)}") from None
         self._store = self._build(data)
@@ -154,18 +162,20 @@ class StoreSource:
                 self._report_unreadable(exc)
                 return
             self._report_readable()
-            if force or signature != self._signature:
+            if force or self._racy or signature != self._signature:
                 self._reload()
         finally:
             self._lock.release()
 
-    def _read(self) -> tuple[bytes, Signature]:
+    def _read(self) -> tuple[bytes, Signature, bool]:
+        """(content, signature, whether a change could hide from the next stat())."""
         assert self.path is not None
         # fstat() the open file, not the path: if the file is replaced while we
         # read, the recorded signature is the old one and the next check reads again.
         with open(self.path, "rb") as handle:
-            signature = _signature(os.fstat(handle.fileno()))
-            return handle.read(), signature
+            stat = os.fstat(handle.fileno())
+            racy = stat.st_mtime_ns >= time.time_ns() - RACY_WINDOW_NS
+            return handle.read(), _signature(stat), racy
 
     def _build(self, data: bytes) -> KeyStore:
         """Validate the file's bytes and merge them with MCP_API_KEYS, or raise ConfigError."""
@@ -189,11 +199,10 @@ class StoreSource:
 
     def _reload(self) -> None:
         try:
-            data, signature = self._read()
+            data, self._signature, self._racy = self._read()
         except OSError as exc:
             self._report_unreadable(exc)
             return
-        self._signature = signature
         digest = hashlib.sha256(data).digest()
         if digest == self._digest:
             return  # touched, or the same bad content already reported

@@ -303,16 +303,37 @@ def test_sighup_makes_the_next_request_reread_the_file(file_app, key_file):
     assert who(app, NEW_ID) == (200, "New Connector")
 
 
+def make_old(path: Path) -> None:
+    """Give the file a modification time an hour ago (so it is not 'racy')."""
+    an_hour_ago = path.stat().st_mtime - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))
+
+
+def rewrite_behind_stats_back(source: StoreSource, path: Path, keys: Any) -> None:
+    """Rewrite in place, then make the recorded signature match what stat() says now,
+    as on a file system whose coarse timestamps hide a same-size rewrite."""
+    write_in_place(path, keys)
+    make_old(path)
+    source._signature = _signature(os.stat(path))
+
+
 def test_sighup_rereads_even_when_the_metadata_look_unchanged(key_file):
+    make_old(key_file)
     clock = FakeClock()
     source = StoreSource(path=key_file, check_interval=1.0, clock=clock)
-    write_in_place(key_file, {NEW_ID: NEW})
-    # A file system with coarse timestamps can hide a same-size rewrite from
-    # stat(): pretend the signature recorded at start-up is what stat() says now.
-    source._signature = _signature(os.stat(key_file))
+    rewrite_behind_stats_back(source, key_file, {NEW_ID: NEW})
     clock.advance(5)
-    assert source.current().contains(OLD_ID)
+    assert source.current().contains(OLD_ID)  # stat() saw nothing, so nothing was read
     source.request_reload()  # what the SIGHUP handler does
+    assert source.current().contains(NEW_ID)
+
+
+def test_recently_modified_file_is_compared_by_content_at_the_next_check(key_file):
+    clock = FakeClock()
+    source = StoreSource(path=key_file, check_interval=1.0, clock=clock)  # just written
+    write_in_place(key_file, {NEW_ID: NEW})
+    source._signature = _signature(os.stat(key_file))  # coarse timestamps hid the rewrite
+    clock.advance(1)
     assert source.current().contains(NEW_ID)
 
 
