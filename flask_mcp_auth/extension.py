@@ -139,6 +139,11 @@ class MCPAuth:
         return self._state().store
 
     @property
+    def keys(self) -> StoreSource:
+        """Where the store comes from; ``keys.request_reload()`` re-reads MCP_API_KEYS_FILE."""
+        return self._state().keys
+
+    @property
     def secret(self) -> str | None:
         return self._state().secret
 

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from keyfile_fixtures import FakeClock, restore_sighup, write_atomically, write_in_place
 
-from flask_mcp_auth import ConfigError, generate_api_key
+from flask_mcp_auth import ConfigError, MCPAuth, generate_api_key
 from flask_mcp_auth.reload import StoreSource, _signature
 
 pytestmark = pytest.mark.usefixtures(restore_sighup.__name__)
@@ -79,6 +79,15 @@ def test_keys_from_the_file_answer_the_seed_curl_test(file_app):
 def test_file_from_the_environment(make_app, key_file, monkeypatch):
     monkeypatch.setenv("MCP_API_KEYS_FILE", str(key_file))
     assert who(make_app(keys=None), OLD_ID) == (200, "Old Connector")
+
+
+def test_file_as_a_constructor_option_in_the_factory_pattern(key_file):
+    auth = MCPAuth(api_keys_file=str(key_file), api_keys_file_check_interval=0)
+    app = Flask(__name__)
+    auth.init_app(app)
+    assert who(app, OLD_ID) == (200, "Old Connector")
+    write_atomically(key_file, {NEW_ID: NEW})
+    assert who(app, NEW_ID) == (200, "New Connector")
 
 
 def test_file_and_mcp_api_keys_combine(file_app):
