@@ -18,10 +18,11 @@ from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
 from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
-from .keystore import KeyStore, warn_about_store
+from .keystore import KeyStore
 from .principal import ROLES, Principal, check_role
 from .ratelimit import RateLimits
 from .redaction import install_redaction
+from .reload import StoreSource
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -69,7 +70,7 @@ class MCPAuth:
         # One instance may serve several apps (factory pattern, tests): what init_app
         # derives from an app's configuration is kept per app, never on the instance.
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
-        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, KeyStore())
+        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, StoreSource())
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
         if app is not None:
@@ -101,12 +102,11 @@ class MCPAuth:
         status_url = settings["MCP_STATUS_URL"]
         if status_url and not status_url.startswith("/"):
             raise ConfigError(f"MCP_STATUS_URL: must start with '/', got {status_url!r}")
-        store = KeyStore.load(settings["MCP_API_KEYS"], secret)
-        warn_about_store(store)
+        keys = StoreSource.from_settings(settings, secret)
 
         rate_limits = RateLimits.from_settings(app, settings, self._limiter)
-        rate_limits.preload(store)
-        state = _AppState(settings, secret, store, rate_limits)
+        rate_limits.preload(keys.current())
+        state = _AppState(settings, secret, keys, rate_limits)
         self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
@@ -145,6 +145,11 @@ class MCPAuth:
     @property
     def store(self) -> KeyStore:
         return self._state().store
+
+    @property
+    def keys(self) -> StoreSource:
+        """Where the store comes from; ``keys.request_reload()`` re-reads MCP_API_KEYS_FILE."""
+        return self._state().keys
 
     @property
     def secret(self) -> str | None:
@@ -285,14 +290,14 @@ class _AppState:
         self,
         settings: dict[str, Any],
         secret: str | None,
-        store: KeyStore,
+        keys: StoreSource,
         rate_limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
         self.rate_limits = rate_limits
         self.secret = secret
         self.signer = KeySigner(secret) if secret else None
-        self.store = store
+        self.keys = keys
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
         self.realm: str = settings["MCP_AUTH_REALM"]
         self.header: str = settings["MCP_API_KEY_HEADER"]
@@ -300,6 +305,15 @@ class _AppState:
         self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
         self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
         self.anonymous = Principal.anonymous(self.default_role)
+
+    @property
+    def store(self) -> KeyStore:
+        """The key store in force now; it changes when MCP_API_KEYS_FILE does.
+
+        Read it once per request and keep the object, so that one request
+        never sees two different stores.
+        """
+        return self.keys.current()
 
 
 def _current_app() -> Flask:
