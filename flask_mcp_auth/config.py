@@ -42,6 +42,16 @@ def parse_optional_str(name: str, value: Any) -> str | None:
     return parse_str(name, value) or None
 
 
+def parse_non_negative_float(name: str, value: Any) -> float:
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):
+        raise ConfigError(f"{name}: expected a finite number of seconds >= 0, got {value!r}")
+    return number
+
+
 def parse_passthrough(name: str, value: Any) -> Any:
     return value
 
@@ -235,6 +245,31 @@ SETTINGS: tuple[Setting, ...] = (
         "'*' wildcards, '-name' excludes (e.g. 'auth:*,-auth:ratelimit'). Unset: the DEBUG "
         "environment variable.",
         env_fallback="DEBUG",
+    ),
+    Setting(
+        "MCP_API_KEYS_FILE",
+        "api_keys_file",
+        None,
+        parse_optional_str,
+        "Path to a JSON file with the MCP_API_KEYS schema, re-read while the server runs "
+        "(key rotation without restart). May be combined with MCP_API_KEYS; a key id in both "
+        "is an error. Missing, empty or invalid at start-up: start-up fails.",
+    ),
+    Setting(
+        "MCP_API_KEYS_FILE_CHECK_INTERVAL",
+        "api_keys_file_check_interval",
+        1.0,
+        parse_non_negative_float,
+        "Seconds between checks (one stat() per process) of MCP_API_KEYS_FILE for changes; "
+        "0 checks on every authenticated request.",
+    ),
+    Setting(
+        "MCP_API_KEYS_RELOAD_ON_SIGHUP",
+        "reload_on_sighup",
+        True,
+        parse_bool,
+        "With MCP_API_KEYS_FILE, make SIGHUP re-read the file at the next request, where no "
+        "other handler owns SIGHUP in the process (e.g. each gunicorn worker).",
     ),
 )
 

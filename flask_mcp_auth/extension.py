@@ -18,10 +18,11 @@ from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
 from .discovery import discovery_responder
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
-from .keystore import KeyStore, warn_about_store
+from .keystore import KeyStore
 from .principal import ROLES, Principal, check_role
 from .ratelimit import RateLimits
 from .redaction import install_redaction
+from .reload import StoreSource
 from .verified import VerifiedCredentials
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class MCPAuth:
         # One instance may serve several apps (factory pattern, tests): what init_app
         # derives from an app's configuration is kept per app, never on the instance.
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
-        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, KeyStore())
+        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, StoreSource())
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
         if app is not None:
@@ -103,12 +104,11 @@ class MCPAuth:
         status_url = settings["MCP_STATUS_URL"]
         if status_url and not status_url.startswith("/"):
             raise ConfigError(f"MCP_STATUS_URL: must start with '/', got {status_url!r}")
-        store = KeyStore.load(settings["MCP_API_KEYS"], secret)
-        warn_about_store(store)
+        keys = StoreSource.from_settings(settings, secret)
 
         rate_limits = RateLimits.from_settings(app, settings, self._limiter)
-        rate_limits.preload(store)
-        state = _AppState(settings, secret, store, rate_limits)
+        rate_limits.preload(keys.current())
+        state = _AppState(settings, secret, keys, rate_limits)
         self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
@@ -146,6 +146,11 @@ class MCPAuth:
     @property
     def store(self) -> KeyStore:
         return self._state().store
+
+    @property
+    def keys(self) -> StoreSource:
+        """Where the store comes from; ``keys.request_reload()`` re-reads MCP_API_KEYS_FILE."""
+        return self._state().keys
 
     @property
     def secret(self) -> str | None:
@@ -263,7 +268,7 @@ class MCPAuth:
     def _resolve(self, credential: Credential, state: _AppState) -> Principal:
         store = state.store
         verified = state.verified
-        if verified.store is not store:  # the key store was replaced: forget the old one
+        if verified.store is not store:  # the key store was reloaded: forget the old one
             verified = state.verified = VerifiedCredentials(store)
         principal = verified.get(credential)
         if principal is None:
@@ -306,16 +311,17 @@ class _AppState:
         self,
         settings: dict[str, Any],
         secret: str | None,
-        store: KeyStore,
+        keys: StoreSource,
         rate_limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
         self.rate_limits = rate_limits
         self.secret = secret
         self.signer = KeySigner(secret) if secret else None
-        self.store = store
-        #: Principals of credentials already verified against ``store``.
-        self.verified = VerifiedCredentials(store)
+        self.keys = keys
+        #: Principals of credentials already verified against the store in force;
+        #: replaced (in _resolve) when the store is.
+        self.verified = VerifiedCredentials(keys.current())
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
         self.realm: str = settings["MCP_AUTH_REALM"]
         self.header: str = settings["MCP_API_KEY_HEADER"]
@@ -325,6 +331,15 @@ class _AppState:
         self.anonymous = Principal.anonymous(self.default_role)
         #: Answers OAuth URLs the app does not serve (None: switched off).
         self.answer_discovery: Callable[[], Response | None] | None = None
+
+    @property
+    def store(self) -> KeyStore:
+        """The key store in force now; it changes when MCP_API_KEYS_FILE does.
+
+        Read it once per request and keep the object, so that one request
+        never sees two different stores.
+        """
+        return self.keys.current()
 
 
 def _current_app() -> Flask:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -72,13 +73,16 @@ def test_expiry_is_checked_on_every_request(monkeypatch: Any) -> None:
     assert response.json["error"] == "api_key_expired"
 
 
-def test_a_replaced_key_store_takes_effect_immediately() -> None:
-    app = make_app()
+def test_a_reloaded_key_store_takes_effect_immediately(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(json.dumps(KEYS))
+    app = make_app(
+        MCP_API_KEYS=None, MCP_API_KEYS_FILE=str(key_file), MCP_API_KEYS_FILE_CHECK_INTERVAL=0
+    )
     client = app.test_client()
     assert client.get("/whoami", headers={"X-API-Key": "key-one"}).status_code == 200
     replacement = {"key-three": {"name": "Three", "role": "user"}}
-    # What a key reload does: the app's state gets a new, immutable store.
-    app.extensions["mcp_auth"]._states[app].store = KeyStore.load(json.dumps(replacement), SECRET)
+    key_file.write_text(json.dumps(replacement))  # key-one revoked, key-three added
     assert client.get("/whoami", headers={"X-API-Key": "key-one"}).status_code == 401
     assert client.get("/whoami", headers={"X-API-Key": "key-three"}).json["name"] == "Three"
 
