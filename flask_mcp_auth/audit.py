@@ -270,6 +270,10 @@ def _finish_request(response: Response) -> Response:
     return response
 
 
+# One compact encoder for every line: json.dumps(..., separators=...) builds a new
+# JSONEncoder per call.
+_encode_line = json.JSONEncoder(separators=(",", ":")).encode
+
 _second_prefix: tuple[int, str] = (0, "")
 
 
@@ -302,7 +306,7 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
     key = principal.key if authenticated else (error.key if error is not None else None)
     started = state.get("mcp_audit_started")
     req = request._get_current_object()  # type: ignore[attr-defined]
-    return json.dumps(
+    return _encode_line(
         {
             "ts": _timestamp(),
             "event": event,
@@ -321,7 +325,6 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
                 round((time.perf_counter() - started) * 1000, 3) if started is not None else None
             ),
         },
-        separators=(",", ":"),
     )
 
 
