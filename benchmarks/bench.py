@@ -822,13 +822,18 @@ def render(results: Results) -> tuple[str, str]:
             "Regenerate this page with:",
             "",
             "```bash",
-            "tox -e bench                       # full run, rewrites docs/benchmarks.md",
-            "tox -e bench -- --no-gunicorn      # in-process numbers only",
-            "tox -e bench -- --profile mcp_full # cProfile of one stack's hot path",
+            "tox -e bench                         # full run (about 3 minutes), rewrites this page",
+            "tox -e bench -- --no-gunicorn        # in-process and scaling only",
+            "tox -e bench -- --only mcp_auth      # quick A/B of some stacks against bare Flask",
+            "tox -e bench -- --profile mcp_full   # cProfile of one stack's requests",
+            "tox -e bench -- --smoke --output /tmp/b.md  # seconds; what the test suite runs",
             "```",
             "",
             "`python benchmarks/bench.py --help` lists every option. The numbers are ratios to "
-            "bare Flask measured in the same run, because the machine's absolute speed drifts.",
+            "bare Flask measured in the same run, because the machine's absolute speed drifts. "
+            "The run needs Flask-HTTPAuth (installed by the tox environment), gunicorn, `wrk` and "
+            "`redis-server`; without one of them the rows that need it say n/a and why. "
+            "`MCP_*`, `JWT_SECRET` and `DEBUG` from the calling shell are ignored.",
             "",
             f"## Results ({results.started:%Y-%m-%d %H:%M} UTC)",
             "",
@@ -856,7 +861,10 @@ def render(results: Results) -> tuple[str, str]:
             "`X-API-Key`. Rate limits are a minute and an hour window set high enough never to "
             "trigger (fixed window). Every stack is checked before it is timed: 200 with the key, "
             "401 without it or with a wrong one, rate-limit headers and an audit line where the "
-            "stack promises them. The definitions are in `benchmarks/stacks.py`.",
+            "stack promises them. The definitions are in `benchmarks/stacks.py`. Timing uses the "
+            "process's CPU time by default (`--clock wall` for elapsed time): on a shared "
+            "machine it leaves out the time the benchmark waits for a core, and it includes "
+            "the timer thread in which `limits`' memory storage expires counters.",
             "",
             "- **bare Flask**: the route alone; measured twice, the second time as a control.",
             '- **Flask-HTTPAuth token auth**: `HTTPTokenAuth(header="X-API-Key")`, '
@@ -871,7 +879,17 @@ def render(results: Results) -> tuple[str, str]:
             "Flask-HTTPAuth's.",
             "- **flask-mcp-auth full**: the same with `rateLimit` (per minute and per hour) on "
             "every key, `RATELIMIT_STORAGE_URI` `memory://` (or Redis under gunicorn), "
-            "`MCP_AUDIT_LOG` a file.",
+            "`MCP_AUDIT_LOG` a file, the failed-attempt lockout at its default. The audit "
+            "destination is process-wide, so in process both full rows write to the same file.",
+            "- **Scaling**: the full configuration with `--keys` keys (the presented key is one "
+            "of them); load time and resident memory come from fresh processes that build the "
+            "app from `MCP_API_KEYS` JSON and answer one request.",
+            "- **Gunicorn**: each stack in its own `gunicorn --workers 2` on 127.0.0.1, all "
+            "started before the first measurement, warmed for a second each, then measured "
+            "round by round in rotating order; a private `redis-server` on a free port serves "
+            "the Redis rows. Requests per second are wrk's; any non-2xx answer invalidates the "
+            "run. Redis round trips per request are counted with `MONITOR` over 100 requests "
+            "(commands a Lua script runs inside Redis are not round trips).",
             "",
         ]
     )
