@@ -93,7 +93,12 @@ def _jsonrpc_request_id() -> tuple[Any] | None:
     """
     if not has_request_context() or request.method != "POST":
         return None
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except (RecursionError, HTTPException):
+        # silent=True only covers ValueError: a deeply nested body, one over
+        # MAX_CONTENT_LENGTH or a dropped connection must still get this error, not a 500.
+        return None
     if isinstance(body, dict) and body.get("jsonrpc") == "2.0":
         msg_id = body.get("id")
         valid_id = isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)

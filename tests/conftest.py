@@ -51,3 +51,7 @@ def make_app() -> Callable[..., Flask]:
         return app
 
     return factory
+
+
+# Hypothesis profiles (HYPOTHESIS_PROFILE=ci|long), registered before any test module loads.
+pytest_plugins = ["hypothesis_profiles"]
