@@ -9,6 +9,7 @@ from ``app.config`` or the constructor may already have the right type.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,38 @@ def parse_optional_str(name: str, value: Any) -> str | None:
 
 def parse_passthrough(name: str, value: Any) -> Any:
     return value
+
+
+# RFC 9110 section 5.6.2: a header field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Printable ASCII that can sit inside a quoted-string without escaping.
+_QUOTABLE = re.compile(r"[ !#-\[\]-~]*")
+# RFC 3986 path characters; no '<' or '>', which Flask would read as a URL variable.
+_URL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+
+def parse_header_name(name: str, value: Any) -> str:
+    text = parse_str(name, value)
+    if not _TOKEN.fullmatch(text):
+        raise ConfigError(f"{name}: {text!r} is not a valid HTTP header name")
+    return text
+
+
+def parse_realm(name: str, value: Any) -> str:
+    # Sent in every 401's WWW-Authenticate header: a quote or newline would break it.
+    text = parse_str(name, value)
+    if not _QUOTABLE.fullmatch(text):
+        raise ConfigError(
+            f"{name}: {text!r} must be printable ASCII without double quotes or backslashes"
+        )
+    return text
+
+
+def parse_url_path(name: str, value: Any) -> str:
+    text = parse_str(name, value)
+    if text and not _URL_PATH.fullmatch(text):
+        raise ConfigError(f"{name}: {text!r} must be empty or a plain URL path starting with '/'")
+    return text
 
 
 @dataclass(frozen=True)
@@ -84,7 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_API_KEY_HEADER",
         "api_key_header",
         "X-API-Key",
-        parse_str,
+        parse_header_name,
         "Request header checked first for the key.",
     ),
     Setting(
@@ -113,14 +146,14 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_STATUS_URL",
         "status_url",
         "/mcp/status",
-        parse_str,
+        parse_url_path,
         "Where the status route is mounted. Empty string: no status route.",
     ),
     Setting(
         "MCP_AUTH_REALM",
         "realm",
         "mcp",
-        parse_str,
+        parse_realm,
         "Realm named in the WWW-Authenticate challenge of 401 responses.",
     ),
 )

@@ -75,6 +75,10 @@ class MCPAuth:
                 f"expected one of {', '.join(ROLES)} (or empty for no anonymous access)"
             )
         secret = settings["JWT_SECRET"] or app.config.get("SECRET_KEY") or None
+        if secret is not None and not isinstance(secret, (str, bytes)):
+            raise ConfigError(
+                f"SECRET_KEY: expected a string or bytes, got {type(secret).__name__}"
+            )
         if settings["MCP_REQUIRE_SIGNED_KEYS"] and not secret:
             raise ConfigError(
                 "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
@@ -84,7 +88,7 @@ class MCPAuth:
         warn_about_store(store)
 
         self.settings = settings
-        self.secret: str | None = secret
+        self.secret: str | bytes | None = secret
         self.signer = KeySigner(secret) if secret else None
         self.store = store
         self.default_role: str | None = default_role or None
