@@ -19,8 +19,10 @@ for many more).
 from __future__ import annotations
 
 import json
+import socket
 import string
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_from_bytes
@@ -31,7 +33,9 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from mcp.types import JSONRPCError
 from security_app import create_app
+from security_servers import running_gunicorn
 from werkzeug.datastructures import Headers
+from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_mcp_auth import ROLES, ConfigError, KeyStore, MCPAuth, generate_api_key
@@ -716,3 +720,76 @@ def test_near_valid_documents_load_or_raise_config_error_without_the_key_ids(
         document = json.loads(text)
         assume(isinstance(document, dict))
         check_loaded(outcome, document)
+
+
+# -- the same over real servers, as raw bytes on a loopback socket ------------------------
+
+# Statuses a server's own HTTP parser uses to reject a malformed request before the app.
+SERVER_REJECTIONS = (400, 414, 431)
+
+
+def raw_request(target: bytes, *header_lines: bytes) -> bytes:
+    head = [b"GET " + target + b" HTTP/1.1", b"Host: 127.0.0.1", *header_lines]
+    return b"\r\n".join([*head, b"Connection: close", b"", b""])
+
+
+RAW_REQUESTS = {
+    "raw-byte-in-query": (raw_request(b"/data?x=\xff"), 200),
+    "raw-bytes-in-api-key": (raw_request(b"/read?api_key=\xff\xfe"), 401),
+    "percent-encoded-invalid-utf8": (raw_request(b"/read?api_key=%ff%fe"), 401),
+    "repeated-api-key-param": (raw_request(b"/read?api_key=&api_key=x"), 401),
+    "latin1-bytes-in-header": (raw_request(b"/read", b"X-API-Key: \xff\xfe\x80"), 401),
+    "utf8-in-header": (raw_request(b"/read", "X-API-Key: \U0001f511".encode()), 401),
+    "empty-header": (raw_request(b"/data", b"X-API-Key:"), 401),
+    "empty-bearer": (raw_request(b"/data", b"Authorization: Bearer"), 401),
+    "repeated-header-with-live-key": (
+        raw_request(b"/read", b"X-API-Key: guess", b"X-API-Key: " + READER.encode()),
+        401,
+    ),
+    "live-key": (raw_request(b"/read", b"X-API-Key: " + READER.encode()), 200),
+    "nul-in-header": (raw_request(b"/read", b"X-API-Key: a\x00b"), 401),
+    "huge-header": (raw_request(b"/read", b"X-API-Key: " + b"A" * 60_000), 401),
+    "huge-query": (raw_request(b"/read?api_key=" + b"A" * 60_000), 401),
+}
+
+
+def send_raw(port: int, data: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+        connection.sendall(data)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.fixture(scope="module")
+def werkzeug_server() -> Iterator[int]:
+    """Flask's development server (what ``flask run`` uses), in a thread."""
+    server = make_server("127.0.0.1", 0, APP, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server() -> Iterator[int]:
+    with running_gunicorn({"MCP_API_KEYS": json.dumps(KEYS), "JWT_SECRET": SECRET}) as server:
+        yield server.port
+
+
+@pytest.mark.parametrize("server", ["werkzeug_server", "gunicorn_server"])
+@pytest.mark.parametrize(("data", "expected"), RAW_REQUESTS.values(), ids=list(RAW_REQUESTS))
+def test_raw_hostile_requests_over_real_servers(
+    server: str, data: bytes, expected: int, request: pytest.FixtureRequest
+) -> None:
+    port = request.getfixturevalue(server)
+    status, body = send_raw(port, data)
+    if status in SERVER_REJECTIONS:
+        return  # the server's HTTP parser refused it before the app ran: not our answer
+    assert status == expected, body[:300]
+    assert not any(key_id.encode() in body for key_id in KEYS)
