@@ -38,7 +38,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from flask_mcp_auth import ROLES, ConfigError, KeyStore, MCPAuth, generate_api_key
+from flask_mcp_auth import ROLES, ConfigError, InvalidAPIKey, KeyStore, MCPAuth, generate_api_key
+from flask_mcp_auth.errors import JSONRPC_PEEK_LIMIT
 
 SECRET = "hostile-input-signing-secret"
 # Distinctive key ids, so a leak into a response or a message is unmistakable.
@@ -520,6 +521,29 @@ def test_body_over_max_content_length_still_gets_the_401() -> None:
     )
     assert reply.status == 401
     assert reply.json()["error"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("over_limit", [False, True])
+def test_failed_request_body_is_read_for_its_id_only_up_to_the_peek_limit(
+    over_limit: bool,
+) -> None:
+    """Resource exhaustion: a 401 must not buffer and parse an arbitrarily large body."""
+    head = b'{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"blob":"'
+    tail = b'"}}'
+    size = JSONRPC_PEEK_LIMIT + (1 if over_limit else 0)
+    body = head + b"x" * (size - len(head) - len(tail)) + tail
+    reply = call(
+        "/mcp",
+        method="POST",
+        headers=[("X-API-Key", "wrong")],
+        body=body,
+        content_type="application/json",
+    )
+    assert reply.status == 401
+    if over_limit:
+        assert reply.json() == {"error": "invalid_api_key", "message": InvalidAPIKey.description}
+    else:
+        assert JSONRPCError.model_validate(reply.json()).id == 41
 
 
 # -- MCP_API_KEYS documents ------------------------------------------------------------
