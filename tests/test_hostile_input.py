@@ -284,6 +284,21 @@ def test_hostile_credentials_never_authenticate_and_never_500(request: dict[str,
         assert reply.json().get("authenticated", False) is False
 
 
+CANONICAL_GUESS_REPLY = call("/read", headers=[("X-API-Key", "a-wrong-guess")])
+EXPIRED_FORMS = {EXPIRED, generate_api_key(EXPIRED, SECRET)}
+
+
+@given(
+    guess=junk_or_huge.filter(lambda v: v.strip() not in EXPIRED_FORMS),
+    path=st.sampled_from(OPEN_ROUTES + PROTECTED_ROUTES),
+)
+def test_every_wrong_guess_gets_the_same_answer(guess: str, path: str) -> None:
+    """Guessing: no reply tells a near miss, a bad signature or garbage from any other miss."""
+    reply = call(path, headers=[("X-API-Key", guess)])
+    assert (reply.status, reply.body) == (CANONICAL_GUESS_REPLY.status, CANONICAL_GUESS_REPLY.body)
+    assert sorted(reply.headers.items()) == sorted(CANONICAL_GUESS_REPLY.headers.items())
+
+
 def slot_request(slot: str, value: str) -> tuple[list[tuple[str, str]], str]:
     if slot == "header":
         return [("X-API-Key", value)], ""
