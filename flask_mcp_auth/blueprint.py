@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from ._version import __version__
-from .principal import current_principal
+from .discovery import authentication_info
+from .principal import _isoformat, current_principal
 
 
 def status() -> ResponseReturnValue:
@@ -15,9 +18,12 @@ def status() -> ResponseReturnValue:
         "status": "ok",
         "version": __version__,
         "authenticated": current_principal.is_authenticated,
+        "server_time": _isoformat(datetime.now(UTC).replace(microsecond=0)),
+        "authentication": authentication_info(current_app.extensions["mcp_auth"]),
     }
     if current_principal.is_authenticated:
         body["principal"] = current_principal.to_dict()
+        body["credential_source"] = current_principal.credential_source
     else:
         body["role"] = current_principal.role
     return jsonify(body)

@@ -49,8 +49,8 @@ def parse_passthrough(name: str, value: Any) -> Any:
 
 # RFC 9110 section 5.6.2: a header field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Printable ASCII that can sit inside a quoted-string without escaping.
-_QUOTABLE = re.compile(r"[ !#-\[\]-~]*")
+# Printable ASCII: what a header value can carry without a 500 from Werkzeug.
+_PRINTABLE = re.compile(r"[ -~]*")
 # RFC 3986 path characters; no '<' or '>', which Flask would read as a URL variable.
 _URL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 
@@ -63,12 +63,10 @@ def parse_header_name(name: str, value: Any) -> str:
 
 
 def parse_realm(name: str, value: Any) -> str:
-    # Sent in every 401's WWW-Authenticate header: a quote or newline would break it.
+    # Sent in every 401's WWW-Authenticate header: a newline there made every 401 a 500.
     text = parse_str(name, value)
-    if not _QUOTABLE.fullmatch(text):
-        raise ConfigError(
-            f"{name}: {text!r} must be printable ASCII without double quotes or backslashes"
-        )
+    if not _PRINTABLE.fullmatch(text):
+        raise ConfigError(f"{name}: {text!r} must be printable ASCII (no control characters)")
     return text
 
 
@@ -77,6 +75,39 @@ def parse_url_path(name: str, value: Any) -> str:
     if text and not _URL_PATH.fullmatch(text):
         raise ConfigError(f"{name}: {text!r} must be empty or a plain URL path starting with '/'")
     return text
+
+
+def parse_str_list(name: str, value: Any) -> tuple[str, ...]:
+    """A comma-separated string, or a list of strings, as a tuple without blanks."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)) or not all(
+        isinstance(item, str) for item in items
+    ):
+        raise ConfigError(f"{name}: expected a comma-separated string or a list of strings")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+#: The OAuth discovery URLs that can be answered (see flask_mcp_auth.discovery).
+OAUTH_ANSWERS = ("protected-resource", "authorization-server", "openid-configuration", "register")
+
+
+def parse_oauth_answers(name: str, value: Any) -> frozenset[str]:
+    answers = parse_str_list(name, value)
+    unknown = sorted(set(answers) - set(OAUTH_ANSWERS))
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown answer(s) {', '.join(unknown)}; expected any of "
+            f"{', '.join(OAUTH_ANSWERS)} (comma-separated), or empty for none"
+        )
+    return frozenset(answers)
+
+
+def parse_paths(name: str, value: Any) -> tuple[str, ...]:
+    paths = parse_str_list(name, value)
+    for path in paths:
+        if not path.startswith("/") or any(ch.isspace() for ch in path):
+            raise ConfigError(f"{name}: {path!r} is not a URL path (it must start with '/')")
+    return paths
 
 
 @dataclass(frozen=True)
@@ -155,6 +186,22 @@ SETTINGS: tuple[Setting, ...] = (
         "mcp",
         parse_realm,
         "Realm named in the WWW-Authenticate challenge of 401 responses.",
+    ),
+    Setting(
+        "MCP_OAUTH_DISCOVERY_ANSWERS",
+        "oauth_discovery_answers",
+        frozenset(OAUTH_ANSWERS),
+        parse_oauth_answers,
+        "OAuth discovery URLs answered with a JSON 404 that explains how to send an API key "
+        "(comma-separated: protected-resource, authorization-server, openid-configuration, "
+        "register). Empty string: none. A route of the app at the same URL always wins.",
+    ),
+    Setting(
+        "MCP_OAUTH_LOGIN_PATHS",
+        "oauth_login_paths",
+        ("/auth/oauth/login", "/authorize", "/token"),
+        parse_paths,
+        "Further OAuth endpoint paths (comma-separated) answered the same way; empty: none.",
     ),
 )
 

@@ -9,7 +9,9 @@ too), the signature is split off by its fixed length, not by the last ``_``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Request
@@ -110,3 +112,41 @@ def generate_api_key(key_id: str, secret: str | bytes) -> str:
     if not secret:
         raise ValueError("a secret (JWT_SECRET) is required to sign keys")
     return KeySigner(secret).sign(key_id)
+
+
+def accepted_methods(header: str, accept_bearer: bool, query_param: str) -> list[dict[str, str]]:
+    """How a client may send its key, in the order ``extract_credential`` looks.
+
+    One description shared by ``/mcp/status``, the OAuth discovery answers and
+    the 401 challenge, so that they can never disagree with each other.
+    """
+    methods = [{"in": "header", "name": header}]
+    if accept_bearer:
+        methods.append({"in": "header", "name": "Authorization", "scheme": "Bearer"})
+    if query_param:
+        methods.append({"in": "query", "name": query_param})
+    return methods
+
+
+def methods_from_settings(settings: Mapping[str, Any]) -> list[dict[str, str]]:
+    """:func:`accepted_methods` for resolved settings (``MCPAuth.settings``)."""
+    return accepted_methods(
+        settings["MCP_API_KEY_HEADER"],
+        settings["MCP_ACCEPT_BEARER"],
+        settings["MCP_API_KEY_QUERY_PARAM"],
+    )
+
+
+def describe_methods(methods: list[dict[str, str]]) -> str:
+    """The methods of :func:`accepted_methods` as an English phrase for messages."""
+    phrases = []
+    for method in methods:
+        if method.get("scheme"):
+            phrases.append(f"as '{method['name']}: {method['scheme']} <key>'")
+        elif method["in"] == "header":
+            phrases.append(f"in the {method['name']} header")
+        else:
+            phrases.append(f"in the {method['name']} query parameter")
+    if len(phrases) <= 1:
+        return "".join(phrases)
+    return ", ".join(phrases[:-1]) + " or " + phrases[-1]

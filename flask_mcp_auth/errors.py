@@ -26,6 +26,8 @@ from werkzeug.exceptions import (
 from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
 
+from .credentials import describe_methods, methods_from_settings
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; raised at start-up (``init_app``)."""
@@ -116,12 +118,6 @@ def _jsonrpc_request_id() -> tuple[Any] | None:
     return None
 
 
-def _realm() -> str:
-    if has_app_context():
-        return getattr(current_app.extensions.get("mcp_auth"), "realm", "mcp")
-    return "mcp"
-
-
 class AuthenticationError(MCPAuthError, Unauthorized):
     """401: no usable credential."""
 
@@ -134,11 +130,45 @@ class AuthenticationError(MCPAuthError, Unauthorized):
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge())]
 
     def challenge(self) -> str:
-        parts = [f'realm="{_realm()}"']
-        if self.challenge_error:
-            parts.append(f'error="{self.challenge_error}"')
-            parts.append(f'error_description="{self.reason}"')
-        return "Bearer " + ", ".join(parts)
+        """One challenge per accepted scheme, saying only what this server does.
+
+        ``Bearer`` (RFC 6750) when ``Authorization: Bearer`` is accepted, then
+        ``APIKey`` naming the header (and query parameter) that carries a key.
+        No ``resource_metadata`` parameter: the server publishes no OAuth
+        protected resource metadata (its discovery URLs answer 404, see
+        :mod:`flask_mcp_auth.discovery`), so there is nothing to point to.
+        """
+        settings = _auth_settings()
+        realm = _quoted(settings["MCP_AUTH_REALM"])
+        challenges = []
+        if settings["MCP_ACCEPT_BEARER"]:
+            params = [f"realm={realm}"]
+            if self.challenge_error:
+                params.append(f'error="{self.challenge_error}"')
+                params.append(f'error_description="{self.reason}"')
+            challenges.append("Bearer " + ", ".join(params))
+        api_key = [f"realm={realm}", f"header={_quoted(settings['MCP_API_KEY_HEADER'])}"]
+        if settings["MCP_API_KEY_QUERY_PARAM"]:
+            api_key.append(f"query={_quoted(settings['MCP_API_KEY_QUERY_PARAM'])}")
+        challenges.append("APIKey " + ", ".join(api_key))
+        return ", ".join(challenges)
+
+
+def _auth_settings() -> dict[str, Any]:
+    """The current app's MCPAuth settings; the defaults outside such an app."""
+    ext = current_app.extensions.get("mcp_auth") if has_app_context() else None
+    settings = getattr(ext, "settings", None)
+    if settings:
+        return settings
+    from .config import SETTINGS  # config imports this module
+
+    return {setting.name: setting.default for setting in SETTINGS}
+
+
+def _quoted(value: str) -> str:
+    """An RFC 9110 quoted-string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 class MissingAPIKey(AuthenticationError):
@@ -148,6 +178,14 @@ class MissingAPIKey(AuthenticationError):
         "This endpoint requires an API key. Send it in the X-API-Key header, "
         "as 'Authorization: Bearer <key>', or in the api_key query parameter."
     )
+
+    @property
+    def message(self) -> str:
+        if self.description != type(self).description:
+            return str(self.description)  # a message given by the caller
+        # Name the header, scheme and parameter this app really accepts.
+        how = describe_methods(methods_from_settings(_auth_settings()))
+        return f"This endpoint requires an API key. Send it {how}."
 
 
 class InvalidAPIKey(AuthenticationError):
@@ -190,7 +228,8 @@ class InsufficientPermissions(MCPAuthError, Forbidden):
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         # RFC 6750 section 3.1: insufficient_scope, naming what would be needed.
-        challenge = f'Bearer realm="{_realm()}", error="insufficient_scope"'
+        realm = _quoted(_auth_settings()["MCP_AUTH_REALM"])
+        challenge = f'Bearer realm={realm}, error="insufficient_scope"'
         if self.missing_permissions:
             challenge += f', scope="{" ".join(self.missing_permissions)}"'
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, has_app_context, request
 
-from .config import check_options, resolve_settings
+from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
 from .decorators import check_permissions, enforce, require_permission, require_role
+from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
@@ -51,9 +54,10 @@ class MCPAuth:
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
         check_options(options)
         self._options = options
-        self.settings: dict[str, Any] = {}
-        self.store = KeyStore()
-        self.signer: KeySigner | None = None
+        # One instance may serve several apps (factory pattern, tests): what init_app
+        # derives from an app's configuration is kept per app, never on the instance.
+        self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
+        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, KeyStore())
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
         if app is not None:
@@ -87,26 +91,56 @@ class MCPAuth:
         store = KeyStore.load(settings["MCP_API_KEYS"], secret)
         warn_about_store(store)
 
-        self.settings = settings
-        self.secret: str | bytes | None = secret
-        self.signer = KeySigner(secret) if secret else None
-        self.store = store
-        self.default_role: str | None = default_role or None
-        self._anonymous = Principal.anonymous(self.default_role)
-        self.realm: str = settings["MCP_AUTH_REALM"]
-        self._header: str = settings["MCP_API_KEY_HEADER"]
-        self._accept_bearer: bool = settings["MCP_ACCEPT_BEARER"]
-        self._query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
-        self._plain_allowed = not settings["MCP_REQUIRE_SIGNED_KEYS"]
+        state = self._states[app] = self._last_state = _AppState(settings, secret, store)
 
         app.extensions[EXTENSION_KEY] = self
-        app.before_request(self._authenticate_request)
+        # Before the authentication hook: OAuth discovery answers need no key.
+        install_discovery_answers(app, self)
+        # The hook is bound to this app's state: no per-request lookup.
+        app.before_request(functools.partial(self._authenticate_request, state))
+
+        from .cli import mcp_auth_cli  # the CLI imports this module
+
+        app.cli.add_command(mcp_auth_cli)
 
         if settings["MCP_STATUS_URL"]:
             from .blueprint import make_status_blueprint
 
             app.register_blueprint(make_status_blueprint(settings["MCP_STATUS_URL"]))
             self._exempt_endpoints.add("mcp_auth.status")
+
+    # -- per-app state: the current app's inside a request or app context ---------
+
+    def _state(self) -> _AppState:
+        if has_app_context():
+            state = self._states.get(_current_app())
+            if state is not None:
+                return state
+        return self._last_state
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self._state().settings
+
+    @property
+    def store(self) -> KeyStore:
+        return self._state().store
+
+    @property
+    def secret(self) -> str | bytes | None:
+        return self._state().secret
+
+    @property
+    def signer(self) -> KeySigner | None:
+        return self._state().signer
+
+    @property
+    def default_role(self) -> str | None:
+        return self._state().default_role
+
+    @property
+    def realm(self) -> str:
+        return self._state().realm
 
     # -- authorization without decorating every view ----------------------------
 
@@ -164,25 +198,28 @@ class MCPAuth:
 
     # -- per request ------------------------------------------------------------
 
-    def _authenticate_request(self) -> None:
+    def _authenticate_request(self, state: _AppState) -> None:
         if request.method == "OPTIONS":
-            g.mcp_principal = self._anonymous
+            g.mcp_principal = state.anonymous
             return
         credential = extract_credential(
-            request, self._header, self._accept_bearer, self._query_param
+            request, state.header, state.accept_bearer, state.query_param
         )
         if credential is None:
-            principal = self._anonymous
+            principal = state.anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
         else:
-            principal = self.authenticate(credential)
+            principal = self._resolve(credential, state)
         g.mcp_principal = principal
         self._authorize(principal)
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
-        key_id = self._key_id_of(credential.value)
-        key = self.store.find(key_id) if key_id is not None else None
+        return self._resolve(credential, self._state())
+
+    def _resolve(self, credential: Credential, state: _AppState) -> Principal:
+        key_id = self._key_id_of(credential.value, state)
+        key = state.store.find(key_id) if key_id is not None else None
         if key is None:
             request_log.debug(
                 "credential from %s: unknown or badly signed key: 401", credential.source
@@ -198,12 +235,35 @@ class MCPAuth:
         )
         return Principal.from_key(key, credential.source)
 
-    def _key_id_of(self, presented: str) -> str | None:
+    def _key_id_of(self, presented: str, state: _AppState) -> str | None:
         """The key id a presented value claims, checking a signature if it has one."""
         if not presented:
             return None
-        if self.signer is not None and looks_signed(presented):
-            key_id = self.signer.unsign(presented)
+        if state.signer is not None and looks_signed(presented):
+            key_id = state.signer.unsign(presented)
             if key_id is not None:
                 return key_id
-        return presented if self._plain_allowed else None
+        return presented if state.plain_allowed else None
+
+
+class _AppState:
+    """What ``init_app`` derived from one app's configuration."""
+
+    def __init__(
+        self, settings: dict[str, Any], secret: str | bytes | None, store: KeyStore
+    ) -> None:
+        self.settings = settings
+        self.secret = secret
+        self.signer = KeySigner(secret) if secret else None
+        self.store = store
+        self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
+        self.realm: str = settings["MCP_AUTH_REALM"]
+        self.header: str = settings["MCP_API_KEY_HEADER"]
+        self.accept_bearer: bool = settings["MCP_ACCEPT_BEARER"]
+        self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
+        self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
+        self.anonymous = Principal.anonymous(self.default_role)
+
+
+def _current_app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]

@@ -28,6 +28,11 @@ ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt
 RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
 
 
+def _now() -> datetime:
+    """The current instant (UTC); one place, so tests can pin the clock."""
+    return datetime.now(UTC)
+
+
 def _secret_bytes(text: str | bytes) -> bytes:
     # Header values arrive as latin-1 decoded str and may hold anything; never raise.
     # A Flask SECRET_KEY may be bytes (the Flask quickstart's example is).
@@ -72,7 +77,7 @@ class APIKey:
     def is_expired(self, now: datetime | None = None) -> bool:
         if self.expires_at is None:
             return False
-        return (now or datetime.now(UTC)) >= self.expires_at
+        return (now or _now()) >= self.expires_at
 
 
 class KeyStore:
@@ -119,35 +124,40 @@ def parse_keys(
             f"{source}: the top level must be a JSON object mapping key ids to key "
             f"definitions, got {_json_type(document)}"
         )
+    repeated = getattr(document, "repeated", None)
+    if repeated is not None:
+        position, _, entry = repeated
+        raise ConfigError(
+            f"{source}: {_entry_label(entry, position)} repeats a key id that appears "
+            "earlier; each key id must appear once"
+        )
     keys: dict[str, APIKey] = {}
     for position, (key_id, entry) in enumerate(document.items(), start=1):
         keys[key_id] = _parse_entry(key_id, entry, position, secret, source)
     return keys
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, position: int, entry: Any) -> None:
-        self.position = position
-        self.entry = entry
+class _JSONObject(dict[str, Any]):
+    """A decoded JSON object that remembers the first member name it saw twice.
+
+    Validation reports the repeat where it knows which entry and field it is in.
+    """
+
+    repeated: tuple[int, str, Any] | None = None  # (position, member name, later value)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for position, (key, value) in enumerate(pairs, start=1):
-        if key in result:
-            raise _DuplicateKey(position, value)
-        result[key] = value
+def _remember_repeats(pairs: list[tuple[str, Any]]) -> _JSONObject:
+    result = _JSONObject()
+    for position, (name, value) in enumerate(pairs, start=1):
+        if name in result and result.repeated is None:
+            result.repeated = (position, name, value)
+        result[name] = value
     return result
 
 
 def _decode_json(raw: str | bytes, source: str) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_reject_duplicates)
-    except _DuplicateKey as dup:
-        raise ConfigError(
-            f"{source}: {_entry_label(dup.entry, dup.position)} repeats a key id (or field) "
-            "that appears earlier; each key id must appear once"
-        ) from None
+        return json.loads(raw, object_pairs_hook=_remember_repeats)
     except json.JSONDecodeError as exc:
         # exc.doc holds the whole document (key ids included): report position only.
         raise ConfigError(
@@ -204,6 +214,9 @@ def _parse_entry(
         raise fail(None, "the key id must not contain whitespace or control characters")
     if not isinstance(entry, Mapping):
         raise fail(None, f"the key definition must be a JSON object, got {_json_type(entry)}")
+    repeated = getattr(entry, "repeated", None)
+    if repeated is not None:
+        raise fail(str(repeated[1]), "appears more than once in this entry")
 
     for field_name in entry:
         if field_name not in ENTRY_FIELDS:
@@ -252,6 +265,9 @@ def _parse_rate_limit(value: Any, fail: Any) -> tuple[int | None, int | None]:
         return None, None
     if not isinstance(value, Mapping):
         raise fail("rateLimit", f"must be an object with {' and/or '.join(RATE_LIMIT_FIELDS)}")
+    repeated = getattr(value, "repeated", None)
+    if repeated is not None:
+        raise fail(f"rateLimit.{repeated[1]}", "appears more than once")
     for field_name in value:
         if field_name not in RATE_LIMIT_FIELDS:
             raise fail(f"rateLimit.{field_name}", _suggest(str(field_name), RATE_LIMIT_FIELDS))
@@ -289,7 +305,7 @@ def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
     if len(store) == 0:
         log.warning("%s is unset or empty: no API keys are configured", source)
         return
-    now = datetime.now(UTC)
+    now = _now()
     for key in store:
         if key.is_expired(now):
             log.warning("API key %s expired at %s", key.label, key.expires_at.isoformat())

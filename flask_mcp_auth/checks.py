@@ -1,0 +1,184 @@
+"""Security review of a validated configuration (``flask mcp-auth check``, ``list``).
+
+Validation itself is start-up's job (``MCPAuth.init_app``); this module looks
+at a configuration that passed it and reports what the Security Best Practices
+of the setup guide advise against.  Findings name a key by its label (name and
+fingerprint), never by its id, which in plain-key mode is the secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .keystore import APIKey
+
+if TYPE_CHECKING:
+    from .extension import MCPAuth
+
+#: A plain key id shorter than this is reported as short.
+MIN_KEY_ID_LENGTH = 24
+#: Estimated strength (length x log2 of the alphabet it draws from) below which
+#: a plain key id is reported as guessable; 128 bits, like a random UUID or
+#: ``secrets.token_urlsafe(16)``.
+MIN_KEY_ID_BITS = 128
+
+PREDICTABLE_KEY_ID = "predictable-key-id"
+WILDCARD_PERMISSION = "wildcard-permission"
+NO_RATE_LIMIT = "no-rate-limit"
+NO_EXPIRY = "no-expiry"
+EXPIRED = "expired"
+NO_JWT_SECRET = "no-jwt-secret"
+QUERY_PARAM_ENABLED = "query-param-enabled"
+NO_KEYS = "no-keys"
+
+_SEPARATORS = re.compile(r"[-_.:]+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One warning: a stable code, a message, and the key it is about (if any)."""
+
+    code: str
+    message: str
+    key: APIKey | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        key = None
+        if self.key is not None:
+            key = {"name": self.key.name, "fingerprint": self.key.fingerprint}
+        return {"code": self.code, "key": key, "message": self.message}
+
+
+def weak_key_id_reason(key_id: str) -> str | None:
+    """Why a plain key id is easy to guess, or None if it looks random enough."""
+    if len(key_id) < MIN_KEY_ID_LENGTH:
+        return f"is short (under {MIN_KEY_ID_LENGTH} characters)"
+    segments = [s for s in _SEPARATORS.split(key_id) if s]
+    if all(s.isalpha() or (s.isdigit() and len(s) <= 4) for s in segments):
+        return "is made of words (and small numbers)"
+    if _estimated_bits(key_id) < MIN_KEY_ID_BITS:
+        return "draws on too few kinds of character to be hard to guess"
+    return None
+
+
+def _estimated_bits(key_id: str) -> float:
+    alphabet = 0
+    alphabet += 26 if any(c.islower() for c in key_id) else 0
+    alphabet += 26 if any(c.isupper() for c in key_id) else 0
+    alphabet += 10 if any(c.isdigit() for c in key_id) else 0
+    alphabet += 32 if any(not c.isalnum() for c in key_id) else 0
+    return len(key_id) * math.log2(max(alphabet, 2))
+
+
+def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
+    """Per-key findings, in key-store order."""
+    plain_keys_accepted = not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]
+    findings: list[Finding] = []
+    for key in ext.store:
+        label = key.label
+        if plain_keys_accepted:
+            reason = weak_key_id_reason(key.key_id)
+            if reason:
+                findings.append(
+                    Finding(
+                        PREDICTABLE_KEY_ID,
+                        f"{label}: the key id {reason}. Plain keys are accepted, so the id "
+                        "is the secret and whoever guesses it is authenticated. Use a long "
+                        "random id (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                        " or hand out signed keys and set MCP_REQUIRE_SIGNED_KEYS=true.",
+                        key,
+                    )
+                )
+        if "*" in key.permissions:
+            findings.append(
+                Finding(
+                    WILDCARD_PERMISSION,
+                    f'{label}: permissions ["*"] grant every permission; list only what the '
+                    'client needs, e.g. ["read"].',
+                    key,
+                )
+            )
+        if key.requests_per_minute is None and key.requests_per_hour is None:
+            findings.append(
+                Finding(
+                    NO_RATE_LIMIT,
+                    f"{label}: no rate limit; set rateLimit.requestsPerMinute and/or "
+                    "rateLimit.requestsPerHour.",
+                    key,
+                )
+            )
+        if key.expires_at is None:
+            findings.append(
+                Finding(
+                    NO_EXPIRY,
+                    f"{label}: never expires; set expiresAt so that the key is rotated.",
+                    key,
+                )
+            )
+        elif key.is_expired(now):
+            findings.append(
+                Finding(
+                    EXPIRED,
+                    f"{label}: expired at {_iso(key.expires_at)} and is refused; remove it "
+                    "or set a later expiresAt.",
+                    key,
+                )
+            )
+    return findings
+
+
+def review_settings(ext: MCPAuth) -> list[Finding]:
+    """Findings about settings that apply to every key."""
+    findings: list[Finding] = []
+    if len(ext.store) == 0:
+        findings.append(
+            Finding(NO_KEYS, "MCP_API_KEYS is unset or empty: no API key can authenticate.")
+        )
+    if not ext.settings["JWT_SECRET"]:
+        if ext.secret:
+            detail = (
+                "keys are signed with the app's SECRET_KEY, so rotating SECRET_KEY "
+                "invalidates every signed key"
+            )
+        else:
+            detail = "signed keys can neither be made nor verified; only plain key ids work"
+        findings.append(Finding(NO_JWT_SECRET, f"JWT_SECRET is not set: {detail}. Set JWT_SECRET."))
+    query_param = ext.settings["MCP_API_KEY_QUERY_PARAM"]
+    if query_param:
+        findings.append(
+            Finding(
+                QUERY_PARAM_ENABLED,
+                f"API keys are accepted in the '{query_param}' query parameter, where they end "
+                "up in access logs, proxy logs and browser history. Unless a client can only "
+                "send a URL, turn it off with MCP_API_KEY_QUERY_PARAM= (empty).",
+            )
+        )
+    return findings
+
+
+def review(ext: MCPAuth, now: datetime) -> list[Finding]:
+    """Every finding for the configuration of an initialised extension."""
+    return review_settings(ext) + review_keys(ext, now)
+
+
+def expiry_state(key: APIKey, now: datetime) -> str:
+    """'valid (no expiry)', 'expires in N days' (hours under a day) or 'expired'."""
+    if key.expires_at is None:
+        return "valid (no expiry)"
+    remaining = key.expires_at - now
+    if remaining.total_seconds() <= 0:
+        return "expired"
+    if remaining.days >= 1:
+        return f"expires in {remaining.days} day{'s' if remaining.days != 1 else ''}"
+    hours = int(remaining.total_seconds() // 3600)
+    if hours == 0:
+        return "expires in under 1 hour"
+    return f"expires in {hours} hour{'s' if hours != 1 else ''}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,139 @@
+"""Answers at the OAuth discovery URLs that connectors probe, instead of an HTML 404.
+
+A client set up for OAuth (a ChatGPT-style connector, the MCP Inspector with a
+TTY) that meets a 401 goes looking for OAuth: the protected resource metadata
+of RFC 9728 (``/.well-known/oauth-protected-resource``, also with the resource
+path appended), authorization server metadata (RFC 8414, OpenID Connect
+discovery), dynamic client registration (``/register``) and login, authorize or
+token endpoints.  This server has none of them: it takes API keys.
+
+Each such URL gets a **404** whose JSON body says so and says how to send a
+key.  404 because it is the truth (nothing is published there) and because it
+is the status every client's fallback chain is built on: the MCP Python SDK
+moves on to the next candidate URL on any 4xx and gives up with the body in its
+error message when ``/register`` fails, while a 5xx or 429 aborts with a bare
+status and a 200 would have to be a metadata document.  A 200 is not possible:
+the MCP authorization specification requires ``authorization_servers`` to list
+at least one authorization server, and an API-key server has none.  A 401
+would send the client back into discovery.  See docs/operators.md.
+
+The answers come from a ``before_request`` hook that acts only when no route of
+the application matched the URL, so an application that does serve one of
+these paths keeps it; the hook runs before authentication, so the answers need
+no key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, request
+from werkzeug.exceptions import NotFound
+from werkzeug.sansio.response import Response
+
+from .credentials import describe_methods, methods_from_settings
+from .errors import MCPAuthError
+
+if TYPE_CHECKING:
+    from .extension import MCPAuth
+
+PROTECTED_RESOURCE = "protected-resource"
+AUTHORIZATION_SERVER = "authorization-server"
+OPENID_CONFIGURATION = "openid-configuration"
+REGISTER = "register"
+LOGIN = "login"
+
+_PRM_PATH = "/.well-known/oauth-protected-resource"
+_ASM_PATH = "/.well-known/oauth-authorization-server"
+_OIDC_PATH = "/.well-known/openid-configuration"
+
+_WHAT_IS_MISSING = {
+    PROTECTED_RESOURCE: "publishes no OAuth protected resource metadata",
+    AUTHORIZATION_SERVER: "is not an OAuth authorization server",
+    OPENID_CONFIGURATION: "is not an OpenID Connect provider",
+    REGISTER: "offers no OAuth client registration",
+    LOGIN: "has no OAuth login, authorize or token endpoint",
+}
+
+
+def authentication_info(ext: MCPAuth) -> dict[str, Any]:
+    """How to authenticate to this server; shared by /mcp/status and the discovery answers."""
+    formats = []
+    if ext.signer is not None:
+        formats.append("mcp_<keyId>_<signature>")
+    if not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]:
+        formats.append("<keyId>")
+    return {
+        "type": "api_key",
+        "oauth": False,
+        "methods": methods_from_settings(ext.settings),
+        "key_formats": formats,
+    }
+
+
+class OAuthNotSupported(MCPAuthError, NotFound):
+    """404 at an OAuth URL: this server authenticates with API keys, not OAuth."""
+
+    code = 404
+    reason = "oauth_not_supported"
+    description = "This MCP server does not use OAuth; it authenticates with API keys."
+
+
+def answer_kind(path: str, answers: frozenset[str], login_paths: Iterable[str]) -> str | None:
+    """Which discovery answer ``path`` asks for, or None if it is not an OAuth URL we answer."""
+
+    def at(base: str) -> bool:
+        return path == base or path.startswith(base + "/")
+
+    if PROTECTED_RESOURCE in answers and at(_PRM_PATH):
+        return PROTECTED_RESOURCE
+    if AUTHORIZATION_SERVER in answers and at(_ASM_PATH):
+        return AUTHORIZATION_SERVER
+    # RFC 8414 inserts the well-known segment before an issuer's path; OpenID
+    # Connect Discovery appends it after the path: answer both forms.
+    if OPENID_CONFIGURATION in answers and (at(_OIDC_PATH) or path.endswith(_OIDC_PATH)):
+        return OPENID_CONFIGURATION
+    if REGISTER in answers and path == "/register":
+        return REGISTER
+    if path in login_paths:
+        return LOGIN
+    return None
+
+
+def discovery_answer(ext: MCPAuth, kind: str) -> OAuthNotSupported:
+    """The 404 error for an OAuth URL of the given kind, telling how to send a key."""
+    how = describe_methods(methods_from_settings(ext.settings))
+    message = (
+        f"This MCP server {_WHAT_IS_MISSING[kind]}: it does not use OAuth. It authenticates "
+        f"with API keys. Configure the connector for API-key (or access-token) authentication "
+        f"instead of OAuth and send the key {how}."
+    )
+    data: dict[str, Any] = {
+        # RFC 6749 / RFC 7591 error fields, which OAuth client libraries display.
+        "error_description": message,
+        "authentication": authentication_info(ext),
+    }
+    if ext.settings["MCP_STATUS_URL"]:
+        data["status_url"] = ext.settings["MCP_STATUS_URL"]
+    return OAuthNotSupported(message, data=data)
+
+
+def install_discovery_answers(app: Flask, ext: MCPAuth) -> None:
+    """Register the hook that answers OAuth URLs no route of the app serves."""
+    answers: frozenset[str] = ext.settings["MCP_OAUTH_DISCOVERY_ANSWERS"]
+    login_paths = frozenset(ext.settings["MCP_OAUTH_LOGIN_PATHS"])
+    if not answers and not login_paths:
+        return
+
+    def answer_oauth_discovery() -> Response | None:
+        # Only where routing found nothing (not a 405, not a redirect): the
+        # application's own routes always win.
+        if request.url_rule is not None or not isinstance(request.routing_exception, NotFound):
+            return None
+        kind = answer_kind(request.path, answers, login_paths)
+        if kind is None:
+            return None
+        return discovery_answer(ext, kind).get_response()
+
+    app.before_request(answer_oauth_discovery)
