@@ -8,11 +8,14 @@ from .decorators import require_permission, require_role
 from .errors import (
     APIKeyExpired,
     AuthenticationError,
+    AuthServiceUnavailable,
     ConfigError,
     InsufficientPermissions,
     InvalidAPIKey,
     MCPAuthError,
     MissingAPIKey,
+    RateLimitExceeded,
+    TooManyFailedAttempts,
 )
 from .extension import MCPAuth
 from .keystore import APIKey, KeyStore
@@ -23,6 +26,7 @@ logging.getLogger("flask_mcp_auth").addHandler(logging.NullHandler())
 __all__ = [
     "APIKey",
     "APIKeyExpired",
+    "AuthServiceUnavailable",
     "AuthenticationError",
     "ConfigError",
     "InsufficientPermissions",
@@ -33,6 +37,8 @@ __all__ = [
     "MissingAPIKey",
     "Principal",
     "ROLES",
+    "RateLimitExceeded",
+    "TooManyFailedAttempts",
     "__version__",
     "current_principal",
     "generate_api_key",

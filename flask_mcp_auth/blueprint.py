@@ -14,18 +14,20 @@ from .principal import _isoformat, current_principal
 
 def status() -> ResponseReturnValue:
     """Who the caller is; never a secret. Reachable without a key."""
+    ext = current_app.extensions["mcp_auth"]
     body: dict[str, object] = {
         "status": "ok",
         "version": __version__,
         "authenticated": current_principal.is_authenticated,
         "server_time": _isoformat(datetime.now(UTC).replace(microsecond=0)),
-        "authentication": authentication_info(current_app.extensions["mcp_auth"]),
+        "authentication": authentication_info(ext),
     }
     if current_principal.is_authenticated:
         body["principal"] = current_principal.to_dict()
         body["credential_source"] = current_principal.credential_source
     else:
         body["role"] = current_principal.role
+    body["rate_limits"] = ext.rate_limits.window_stats(current_principal)
     return jsonify(body)
 
 

@@ -77,6 +77,7 @@ def _estimated_bits(key_id: str) -> float:
 def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
     """Per-key findings, in key-store order."""
     plain_keys_accepted = not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]
+    has_default_limit = bool(ext.settings["MCP_DEFAULT_RATE_LIMIT"])
     findings: list[Finding] = []
     for key in ext.store:
         label = key.label
@@ -102,12 +103,17 @@ def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
                     key,
                 )
             )
-        if key.requests_per_minute is None and key.requests_per_hour is None:
+        if (
+            key.requests_per_minute is None
+            and key.requests_per_hour is None
+            and not has_default_limit
+        ):
             findings.append(
                 Finding(
                     NO_RATE_LIMIT,
                     f"{label}: no rate limit; set rateLimit.requestsPerMinute and/or "
-                    "rateLimit.requestsPerHour.",
+                    "rateLimit.requestsPerHour (or MCP_DEFAULT_RATE_LIMIT for every key "
+                    "without one).",
                     key,
                 )
             )

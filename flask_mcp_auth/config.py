@@ -203,6 +203,48 @@ SETTINGS: tuple[Setting, ...] = (
         parse_paths,
         "Further OAuth endpoint paths (comma-separated) answered the same way; empty: none.",
     ),
+    Setting(
+        "RATELIMIT_STORAGE_URI",
+        "storage_uri",
+        "memory://",
+        parse_str,
+        "flask-limiter storage for rate-limit counters: memory:// (one process), "
+        "redis://host:6379 (shared by workers and hosts) or any URI flask-limiter accepts. "
+        "Ignored when the app passes its own Limiter (MCPAuth(app, limiter=...)).",
+    ),
+    Setting(
+        "MCP_DEFAULT_RATE_LIMIT",
+        "default_rate_limit",
+        "",
+        parse_str,
+        "flask-limiter limit string (e.g. '60/minute;1000/hour') for keys without rateLimit. "
+        "Empty: no limit.",
+    ),
+    Setting(
+        "MCP_ANONYMOUS_RATE_LIMIT",
+        "anonymous_rate_limit",
+        "",
+        parse_str,
+        "flask-limiter limit string for callers without a key, counted per client address. "
+        "Empty: no limit.",
+    ),
+    Setting(
+        "MCP_AUTH_FAILURE_LIMIT",
+        "auth_failure_limit",
+        "20 per minute",
+        parse_str,
+        "Invalid-credential attempts allowed per client address and window; past it the "
+        "address gets 429 for any request with a credential until the window resets. "
+        "Empty or 'off': no lockout.",
+    ),
+    Setting(
+        "MCP_RATELIMIT_FAIL_CLOSED",
+        "ratelimit_fail_closed",
+        False,
+        parse_bool,
+        "When the rate-limit storage is unreachable: false counts in process memory until "
+        "it is back; true answers 503.",
+    ),
 )
 
 SETTINGS_BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}

@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, current_app, g, has_app_context, request
@@ -15,9 +15,13 @@ from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
 from .decorators import check_permissions, enforce, require_permission, require_role
 from .discovery import install_discovery_answers
-from .errors import APIKeyExpired, ConfigError, InvalidAPIKey, MissingAPIKey
+from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore, warn_about_store
 from .principal import ROLES, Principal, check_role
+from .ratelimit import RateLimits
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -44,16 +48,21 @@ class MCPAuth:
     ``MCPAuth(app, **options)`` or ``auth = MCPAuth(**options)`` then
     ``auth.init_app(app)``.  Options are the lowercase names in
     :mod:`flask_mcp_auth.config` (``default_role=``, ``api_keys=`` ...); they
-    beat ``app.config``, which beats the environment.
+    beat ``app.config``, which beats the environment.  ``limiter=`` is a
+    flask-limiter ``Limiter`` already initialised on the app, whose storage the
+    rate limits then share; without it MCPAuth creates its own.
     """
 
     #: Also available as methods, Flask-HTTPAuth style: ``@auth.require_permission("read")``.
     require_permission = staticmethod(require_permission)
     require_role = staticmethod(require_role)
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any
+    ) -> None:
         check_options(options)
         self._options = options
+        self._limiter = limiter
         # One instance may serve several apps (factory pattern, tests): what init_app
         # derives from an app's configuration is kept per app, never on the instance.
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
@@ -91,13 +100,17 @@ class MCPAuth:
         store = KeyStore.load(settings["MCP_API_KEYS"], secret)
         warn_about_store(store)
 
-        state = self._states[app] = self._last_state = _AppState(settings, secret, store)
+        rate_limits = RateLimits.from_settings(app, settings, self._limiter)
+        rate_limits.preload(store)
+        state = _AppState(settings, secret, store, rate_limits)
+        self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
         # Before the authentication hook: OAuth discovery answers need no key.
         install_discovery_answers(app, self)
         # The hook is bound to this app's state: no per-request lookup.
         app.before_request(functools.partial(self._authenticate_request, state))
+        app.after_request(rate_limits.inject_headers)
 
         from .cli import mcp_auth_cli  # the CLI imports this module
 
@@ -141,6 +154,10 @@ class MCPAuth:
     @property
     def realm(self) -> str:
         return self._state().realm
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return self._state().rate_limits
 
     # -- authorization without decorating every view ----------------------------
 
@@ -199,6 +216,7 @@ class MCPAuth:
     # -- per request ------------------------------------------------------------
 
     def _authenticate_request(self, state: _AppState) -> None:
+        # extract -> resolve -> throttle -> authorize; the view and its decorators follow.
         if request.method == "OPTIONS":
             g.mcp_principal = state.anonymous
             return
@@ -206,11 +224,17 @@ class MCPAuth:
             request, state.header, state.accept_bearer, state.query_param
         )
         if credential is None:
-            principal = state.anonymous
+            principal = g.mcp_principal = state.anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
+            state.rate_limits.check_anonymous()
         else:
-            principal = self._resolve(credential, state)
-        g.mcp_principal = principal
+            try:
+                principal = self._resolve(credential, state)
+            except AuthenticationError as refused:
+                state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+                raise
+            g.mcp_principal = principal
+            state.rate_limits.check_key(principal.key)
         self._authorize(principal)
 
     def authenticate(self, credential: Credential) -> Principal:
@@ -250,9 +274,14 @@ class _AppState:
     """What ``init_app`` derived from one app's configuration."""
 
     def __init__(
-        self, settings: dict[str, Any], secret: str | bytes | None, store: KeyStore
+        self,
+        settings: dict[str, Any],
+        secret: str | bytes | None,
+        store: KeyStore,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
+        self.rate_limits = rate_limits
         self.secret = secret
         self.signer = KeySigner(secret) if secret else None
         self.store = store

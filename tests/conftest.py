@@ -11,6 +11,10 @@ from flask import Flask
 
 from flask_mcp_auth import MCPAuth
 
+# Real redis-server and gunicorn fixtures (tests/redis_fixtures.py); hypothesis
+# profiles (HYPOTHESIS_PROFILE=ci|long, tests/hypothesis_profiles.py).
+pytest_plugins = ["redis_fixtures", "hypothesis_profiles"]
+
 # The Quick Setup document from the user's guide, verbatim.
 SEED_KEYS = {
     "chatgpt-connector-key": {
@@ -51,7 +55,3 @@ def make_app() -> Callable[..., Flask]:
         return app
 
     return factory
-
-
-# Hypothesis profiles (HYPOTHESIS_PROFILE=ci|long), registered before any test module loads.
-pytest_plugins = ["hypothesis_profiles"]

@@ -258,3 +258,8 @@ def test_flask_command_line_checks_an_app_whose_factory_fails(tmp_path):
     clean = run_flask(tmp_path, json.dumps({STRONG_ID: CLEAN_ENTRY}), "check", "--strict")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "0 error(s), 0 warning(s)." in clean.stdout
+
+
+def test_a_default_rate_limit_covers_keys_without_their_own(make_app):
+    app = clean_app(make_app, drop=("rateLimit",), MCP_DEFAULT_RATE_LIMIT="60/minute")
+    assert warning_codes(app) == []

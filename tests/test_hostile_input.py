@@ -18,6 +18,7 @@ for many more).
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import string
@@ -64,7 +65,10 @@ OPEN_ROUTES = ("/data", "/mcp/status")
 PROTECTED_ROUTES = ("/read", "/admin")
 ERROR_REASONS = {"missing_api_key", "invalid_api_key", "api_key_expired"}
 
-APP = create_app(MCP_API_KEYS=json.dumps(KEYS), JWT_SECRET=SECRET, TESTING=True)
+# Failed-attempt lockout off: these properties send thousands of wrong credentials from
+# one address; the lockout has its own properties below.
+SETTINGS = {"MCP_API_KEYS": json.dumps(KEYS), "JWT_SECRET": SECRET, "MCP_AUTH_FAILURE_LIMIT": "off"}
+APP = create_app(TESTING=True, **SETTINGS)
 
 
 # -- requests as a server would hand them over -----------------------------------
@@ -90,12 +94,14 @@ def call(
     body: bytes = b"",
     content_type: str | None = None,
     app: Flask = APP,
+    remote_addr: str = "127.0.0.1",
 ) -> Reply:
     """Run one request through the WSGI app; values are latin-1 strings of raw bytes."""
     environ = EnvironBuilder(
         method=method, path=path, data=body, content_type=content_type
     ).get_environ()
     environ["QUERY_STRING"] = query
+    environ["REMOTE_ADDR"] = remote_addr
     for name, value in headers:
         key = "HTTP_" + name.upper().replace("-", "_")
         # A server joins a repeated header into one comma-separated value.
@@ -297,6 +303,59 @@ def test_every_wrong_guess_gets_the_same_answer(guess: str, path: str) -> None:
     reply = call(path, headers=[("X-API-Key", guess)])
     assert (reply.status, reply.body) == (CANONICAL_GUESS_REPLY.status, CANONICAL_GUESS_REPLY.body)
     assert sorted(reply.headers.items()) == sorted(CANONICAL_GUESS_REPLY.headers.items())
+
+
+# The failed-attempt lockout, on: a few guesses, then the address is locked.
+LOCKOUT_LIMIT = 3
+LOCKOUT_APP = create_app(
+    TESTING=True, **{**SETTINGS, "MCP_AUTH_FAILURE_LIMIT": f"{LOCKOUT_LIMIT} per minute"}
+)
+_address_numbers = itertools.count(1)
+
+
+def fresh_address() -> str:
+    """A client address no earlier example used, so each starts with a clean count."""
+    number = next(_address_numbers)
+    return f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
+
+
+def without_time(reply: Reply) -> tuple[int, list[str], dict[str, Any]]:
+    """A 429's status, header names and body, minus the parts that change with the clock."""
+    body = {k: v for k, v in reply.json().items() if k not in ("message", "retry_after")}
+    return reply.status, sorted(reply.headers.keys()), body
+
+
+@given(
+    guesses=st.lists(
+        junk.filter(lambda v: v.strip() not in EXPIRED_FORMS),
+        min_size=LOCKOUT_LIMIT + 1,
+        max_size=LOCKOUT_LIMIT + 3,
+    ),
+    then=st.one_of(junk, st.sampled_from(sorted(LIVE))),
+    slot=st.sampled_from(["header", "bearer", "query"]),
+)
+def test_a_locked_out_address_learns_nothing_from_any_credential(
+    guesses: list[str], then: str, slot: str
+) -> None:
+    """Guessing: past MCP_AUTH_FAILURE_LIMIT every credential, a live key included,
+    gets the same 429, so further guesses carry no signal; other callers are unaffected."""
+    address = fresh_address()
+
+    def attempt(value: str, remote_addr: str = address) -> Reply:
+        headers, query = slot_request(slot, value)
+        return call("/read", headers=headers, query=query, app=LOCKOUT_APP, remote_addr=remote_addr)
+
+    replies = [attempt(guess) for guess in guesses]
+    assert [r.status for r in replies[:LOCKOUT_LIMIT]] == [401] * LOCKOUT_LIMIT
+    locked = [*replies[LOCKOUT_LIMIT:], attempt(then)]
+    for reply in locked:
+        assert_clean_reply(reply)
+        assert reply.json()["error"] == "too_many_failed_attempts"
+        assert int(reply.headers["Retry-After"]) > 0
+        assert without_time(reply) == without_time(locked[0])
+    # No credential: not a guess, so still served; another address is not locked.
+    assert call("/data", app=LOCKOUT_APP, remote_addr=address).status == 200
+    assert attempt(READER, remote_addr=fresh_address()).status == 200
 
 
 def slot_request(slot: str, value: str) -> tuple[list[tuple[str, str]], str]:
@@ -522,9 +581,7 @@ def test_failed_authentication_always_gets_a_well_formed_error(
 
 def test_body_over_max_content_length_still_gets_the_401() -> None:
     """Reading the body to find a JSON-RPC id used to raise 413 inside the 401: a 500."""
-    app = create_app(
-        MCP_API_KEYS=json.dumps(KEYS), JWT_SECRET=SECRET, TESTING=True, MAX_CONTENT_LENGTH=16
-    )
+    app = create_app(TESTING=True, MAX_CONTENT_LENGTH=16, **SETTINGS)
     body = dump({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}})
     reply = call(
         "/mcp",
@@ -817,7 +874,7 @@ def werkzeug_server() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def gunicorn_server() -> Iterator[int]:
-    with running_gunicorn({"MCP_API_KEYS": json.dumps(KEYS), "JWT_SECRET": SECRET}) as server:
+    with running_gunicorn(SETTINGS) as server:
         yield server.port
 
 

@@ -1,0 +1,28 @@
+"""A tiny service for the multi-process rate-limit tests; configured by the environment.
+
+MCP_API_KEYS, RATELIMIT_STORAGE_URI and the other settings come from the
+environment, as in a deployment.  ``/health`` is exempt and not rate limited
+by any key, so readiness checks do not use up a key's budget.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from flask_mcp_auth import MCPAuth
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    auth = MCPAuth(app)
+
+    @app.get("/health")
+    @auth.exempt
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/data")
+    def data() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
