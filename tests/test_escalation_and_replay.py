@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from apps.security_app import create_app
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
-from security_app import create_app
 
 from flask_mcp_auth import ROLES, Principal, generate_api_key
 

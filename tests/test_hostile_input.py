@@ -29,12 +29,12 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_from_bytes
 
 import pytest
+from apps.security_app import create_app
 from flask import Flask
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from mcp.types import JSONRPCError
-from security_app import create_app
-from security_servers import running_gunicorn
+from redis_fixtures import Gunicorn
 from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -873,9 +873,13 @@ def werkzeug_server() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def gunicorn_server() -> Iterator[int]:
-    with running_gunicorn(SETTINGS) as server:
+def gunicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    server = Gunicorn(1, SETTINGS, log_path, app="security_app:create_app()")
+    try:
         yield server.port
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("server", ["werkzeug_server", "gunicorn_server"])

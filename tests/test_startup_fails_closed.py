@@ -11,22 +11,16 @@ mode refuses plain keys.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from apps.security_app import create_app
 from flask import Flask
-from security_app import create_app
-from security_servers import (
-    TESTS_DIR,
-    free_port,
-    gunicorn_command,
-    running_gunicorn,
-    server_environment,
-)
+from redis_fixtures import APPS, REPO, Gunicorn, free_port, get
 
 from flask_mcp_auth import ConfigError, MCPAuth, generate_api_key, require_permission
 from flask_mcp_auth.config import SETTINGS
@@ -219,15 +213,40 @@ def test_no_anonymous_role_means_every_guarded_and_unguarded_route_needs_a_key()
 
 SERVER_CASES = ["keys-not-json", "keys-bad-role", "signed-without-secret", "realm-with-newline"]
 EXIT_TIMEOUT_SECONDS = 30
+SECURITY_APP = "security_app:create_app()"
 
 
+def server_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without auth settings, plus ``settings``."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MCP_") and name not in ("JWT_SECRET", "DEBUG")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(REPO)])
+    return {**env, **settings}
+
+
+def gunicorn_command() -> list[str]:
+    bind = f"127.0.0.1:{free_port()}"
+    return [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", "2", SECURITY_APP]
+
+
+def flask_run_command() -> list[str]:
+    flask = [sys.executable, "-m", "flask", "--app", "security_app:create_app", "run"]
+    return [*flask, "--host", "127.0.0.1", "--port", str(free_port())]
+
+
+@pytest.mark.parametrize("command", [gunicorn_command, flask_run_command])
 @pytest.mark.parametrize("case", SERVER_CASES)
-def test_gunicorn_exits_non_zero_on_invalid_configuration(case: str) -> None:
+def test_real_server_exits_non_zero_on_invalid_configuration(
+    case: str, command: Callable[[], list[str]]
+) -> None:
     settings, match = INVALID[case]
     finished = subprocess.run(
-        gunicorn_command(free_port()),
+        command(),
         env=server_environment(settings),
-        cwd=TESTS_DIR,
+        cwd=REPO,
         capture_output=True,
         timeout=EXIT_TIMEOUT_SECONDS,
     )
@@ -237,32 +256,11 @@ def test_gunicorn_exits_non_zero_on_invalid_configuration(case: str) -> None:
     assert_names_no_key_id(output)
 
 
-@pytest.mark.parametrize("case", SERVER_CASES)
-def test_flask_run_exits_non_zero_on_invalid_configuration(case: str) -> None:
-    settings, match = INVALID[case]
-    command = [sys.executable, "-m", "flask", "--app", "security_app:create_app", "run"]
-    finished = subprocess.run(
-        [*command, "--host", "127.0.0.1", "--port", str(free_port())],
-        env=server_environment(settings),
-        cwd=TESTS_DIR,
-        capture_output=True,
-        timeout=EXIT_TIMEOUT_SECONDS,
-    )
-    output = finished.stdout.decode() + finished.stderr.decode()
-    assert finished.returncode != 0
-    assert "ConfigError" in output and match in output
-    assert_names_no_key_id(output)
-
-
-def test_gunicorn_starts_with_a_valid_configuration_and_authenticates() -> None:
-    """The control for the exits above: same command, valid settings, a working server."""
-    with running_gunicorn({"MCP_API_KEYS": VALID_KEYS}) as server:
-        request = urllib.request.Request(
-            server.url + "/mcp/status", headers={"X-API-Key": SECRET_KEY_ID}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert json.load(response)["principal"]["name"] == "Ops"
-        wrong = urllib.request.Request(server.url + "/admin", headers={"X-API-Key": "guess"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(wrong, timeout=10)
-        assert refused.value.code == 401
+def test_gunicorn_starts_with_a_valid_configuration_and_authenticates(
+    start_gunicorn: Callable[..., Gunicorn],
+) -> None:
+    """The control for the exits above: same app, valid settings, a working server."""
+    server = start_gunicorn(2, server_environment({"MCP_API_KEYS": VALID_KEYS}), app=SECURITY_APP)
+    assert get(server.url + "/admin", {"X-API-Key": SECRET_KEY_ID})[0] == 200
+    assert get(server.url + "/admin", {"X-API-Key": "guess"})[0] == 401
+    assert get(server.url + "/admin")[0] == 401

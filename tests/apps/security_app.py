@@ -1,4 +1,4 @@
-"""A small Flask MCP service used by the security tests, in-process and under gunicorn.
+"""A small Flask MCP service for the security tests, in-process and under gunicorn.
 
 Its configuration comes from the environment (MCP_API_KEYS, JWT_SECRET, ...) or
 from ``create_app(**config)``, so the same app shows how a real deployment
@@ -18,7 +18,13 @@ from flask_mcp_auth import MCPAuth, current_principal, require_permission, requi
 def create_app(**config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(config)
-    MCPAuth(app)
+    auth = MCPAuth(app)
+
+    @app.get("/health")
+    @auth.exempt
+    def health() -> ResponseReturnValue:
+        # Readiness probe of tests/redis_fixtures.py: no key, counted against nothing.
+        return jsonify(ok=True)
 
     @app.route("/data", methods=["GET", "POST"])
     def data() -> ResponseReturnValue:
