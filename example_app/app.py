@@ -1,39 +1,68 @@
-"""Example Flask MCP service protected by flask-mcp-auth (placeholder until the example lands)."""
+"""The example MCP service: a Flask app, the MCPAuth extension, and an MCP endpoint.
+
+    gunicorn -c example_app/gunicorn.conf.py              # http://127.0.0.1:3210/mcp
+    flask --app example_app.app run --port 3210           # the same, for development
+
+Every request passes the extension first (the key is read, checked and
+throttled); the MCP endpoint then insists on a key, and each tool checks the
+permissions and role it needs.
+"""
 
 from __future__ import annotations
 
-import sys
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from dotenv import load_dotenv
-from flask import Flask, jsonify
+from flask import Flask
 
-from flask_mcp_auth import MCPAuth, current_principal
+from flask_mcp_auth import MCPAuth, MissingAPIKey, __version__, current_principal
 
-HERE = Path(__file__).resolve().parent
+from .environment import load_environment
+from .mcp_protocol import MCPServer
+from .notes import NoteStore
+from .tools import register_tools
+
+#: Folder for the notes database; default: Flask's instance folder (./instance).
+INSTANCE_PATH_VARIABLE = "MCP_EXAMPLE_INSTANCE_PATH"
+NOTES_FILE = "notes.sqlite3"
+#: One JSON-RPC message is small; refuse larger bodies (413) before reading them.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+INSTRUCTIONS = (
+    "A notes service. Use list_notes to read notes and add_note to save one; "
+    "whoami shows what your API key may do."
+)
 
 
-def load_environment() -> None:
-    """Load example_app/.env, or the demo .env.example when there is none."""
-    env_file = HERE / ".env"
-    if env_file.exists():
-        load_dotenv(env_file)
-        return
-    load_dotenv(HERE / ".env.example")
-    print(
-        "*" * 72 + "\n* DEMO CONFIGURATION: example_app/.env.example is in use.\n"
-        "* Its keys are public. Copy it to example_app/.env and change them.\n" + "*" * 72,
-        file=sys.stderr,
-    )
+def create_app(
+    config: Mapping[str, Any] | None = None, *, instance_path: str | os.PathLike[str] | None = None
+) -> Flask:
+    """Build the service.
 
+    Without ``config`` the settings come from the environment and the dotenv
+    file (see :mod:`example_app.environment`); with it (tests), ``config`` is
+    applied to ``app.config`` and no dotenv file is read.  The notes live in
+    ``instance_path``, else ``$MCP_EXAMPLE_INSTANCE_PATH``, else Flask's
+    instance folder.
+    """
+    if config is None:
+        load_environment()
+    folder = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
+    app = Flask(__name__, instance_path=str(Path(folder).resolve()) if folder else None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_MESSAGE_BYTES
+    app.config.update(config or {})
+    auth = MCPAuth(app)
 
-def create_app() -> Flask:
-    load_environment()
-    app = Flask(__name__)
-    MCPAuth(app)
-
-    @app.get("/")
-    def index():  # type: ignore[no-untyped-def]
-        return jsonify(service="flask-mcp-auth example", caller=current_principal.name)
-
+    notes = NoteStore(Path(app.instance_path) / NOTES_FILE)
+    server = MCPServer("flask-mcp-auth-example", __version__, instructions=INSTRUCTIONS)
+    register_tools(server, notes, auth)
+    server.register_endpoint(app, "/mcp", guard=require_key)
     return app
+
+
+def require_key() -> None:
+    """The MCP endpoint always needs a key; MCP_DEFAULT_ROLE only opens other routes."""
+    if not current_principal.is_authenticated:
+        raise MissingAPIKey()

@@ -43,6 +43,16 @@ def parse_optional_str(name: str, value: Any) -> str | None:
     return parse_str(name, value) or None
 
 
+def parse_non_negative_float(name: str, value: Any) -> float:
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not number >= 0 or number == float("inf"):
+        raise ConfigError(f"{name}: expected a finite number of seconds >= 0, got {value!r}")
+    return number
+
+
 def parse_passthrough(name: str, value: Any) -> Any:
     return value
 
@@ -117,6 +127,9 @@ class Setting:
     default: Any
     parse: Callable[[str, Any], Any]
     meaning: str
+    #: Another environment variable read when NAME is not set anywhere (e.g. the
+    #: Node-style DEBUG, which cannot live in app.config: Flask owns app.config["DEBUG"]).
+    env_fallback: str | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -245,6 +258,50 @@ SETTINGS: tuple[Setting, ...] = (
         "When the rate-limit storage is unreachable: false counts in process memory until "
         "it is back; true answers 503.",
     ),
+    Setting(
+        "MCP_AUDIT_LOG",
+        "audit_log",
+        None,
+        parse_optional_str,
+        "Where audit lines (one JSON object per key use, 403 and 429) go: 'stderr', 'stdout', "
+        "a file path, or 'off'. Unset: stderr, unless the application configured a handler "
+        "on the 'flask_mcp_auth.audit' logger.",
+    ),
+    Setting(
+        "MCP_DEBUG",
+        "debug",
+        None,
+        parse_optional_str,
+        "Debug namespaces, Node 'debug' syntax: auth:keys, auth:request, auth:ratelimit, "
+        "'*' wildcards, '-name' excludes (e.g. 'auth:*,-auth:ratelimit'). Unset: the DEBUG "
+        "environment variable.",
+        env_fallback="DEBUG",
+    ),
+    Setting(
+        "MCP_API_KEYS_FILE",
+        "api_keys_file",
+        None,
+        parse_optional_str,
+        "Path to a JSON file with the MCP_API_KEYS schema, re-read while the server runs "
+        "(key rotation without restart). May be combined with MCP_API_KEYS; a key id in both "
+        "is an error. Missing, empty or invalid at start-up: start-up fails.",
+    ),
+    Setting(
+        "MCP_API_KEYS_FILE_CHECK_INTERVAL",
+        "api_keys_file_check_interval",
+        1.0,
+        parse_non_negative_float,
+        "Seconds between checks (one stat() per process) of MCP_API_KEYS_FILE for changes; "
+        "0 checks on every authenticated request.",
+    ),
+    Setting(
+        "MCP_API_KEYS_RELOAD_ON_SIGHUP",
+        "reload_on_sighup",
+        True,
+        parse_bool,
+        "With MCP_API_KEYS_FILE, make SIGHUP re-read the file at the next request, where no "
+        "other handler owns SIGHUP in the process (e.g. each gunicorn worker).",
+    ),
 )
 
 SETTINGS_BY_OPTION: dict[str, Setting] = {s.option: s for s in SETTINGS}
@@ -265,6 +322,8 @@ def resolve_settings(
             raw = config[setting.name]
         elif setting.name in env:
             raw = env[setting.name]
+        elif setting.env_fallback is not None and setting.env_fallback in env:
+            raw = env[setting.env_fallback]
         else:
             resolved[setting.name] = setting.default
             continue

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from werkzeug.exceptions import (
     Forbidden,
     HTTPException,
@@ -27,6 +27,9 @@ from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
 
 from .credentials import describe_methods, methods_from_settings
+
+if TYPE_CHECKING:
+    from .keystore import APIKey
 
 
 class ConfigError(ValueError):
@@ -57,10 +60,19 @@ class MCPAuthError(HTTPException):
         *,
         headers: Iterable[tuple[str, str]] | None = None,
         data: dict[str, Any] | None = None,
+        key: APIKey | None = None,
     ) -> None:
         super().__init__(message or self.description)
         self.extra_headers: list[tuple[str, str]] = list(headers or ())
         self.data: dict[str, Any] = dict(data or {})
+        #: The key involved when known (e.g. an expired key): named in the audit
+        #: log by its fingerprint, never put in the response body.
+        self.key = key
+        if has_request_context():
+            # The one place every 401/403/429/503 passes through: the audit log
+            # reads the reason from here, even when an app.errorhandler replaced
+            # the response body.
+            g.mcp_auth_error = self
 
     @property
     def message(self) -> str:
@@ -226,13 +238,11 @@ class InsufficientPermissions(MCPAuthError, Forbidden):
             data["required_role"] = required_role
         super().__init__(message, headers=headers, data=data)
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        # RFC 6750 section 3.1: insufficient_scope, naming what would be needed.
-        realm = _quoted(_auth_settings()["MCP_AUTH_REALM"])
-        challenge = f'Bearer realm={realm}, error="insufficient_scope"'
-        if self.missing_permissions:
-            challenge += f', scope="{" ".join(self.missing_permissions)}"'
-        return [*super().get_headers(environ, scope), ("WWW-Authenticate", challenge)]
+    # No WWW-Authenticate here. RFC 6750's insufficient_scope challenge tells an
+    # OAuth client to fetch a token with more scope; this server issues no tokens,
+    # and MCP clients built on the TypeScript SDK (mcp-remote) answer that
+    # challenge by starting OAuth step-up instead of showing the missing
+    # permission. The body says what is missing.
 
 
 class RateLimitExceeded(MCPAuthError, TooManyRequests):

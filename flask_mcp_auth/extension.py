@@ -11,14 +11,18 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, current_app, g, has_app_context, request
 
+from .audit import install_audit
 from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
+from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
 from .discovery import install_discovery_answers
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
-from .keystore import KeyStore, warn_about_store
+from .keystore import KeyStore
 from .principal import ROLES, Principal, check_role
 from .ratelimit import RateLimits
+from .redaction import install_redaction
+from .reload import StoreSource
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -66,7 +70,7 @@ class MCPAuth:
         # One instance may serve several apps (factory pattern, tests): what init_app
         # derives from an app's configuration is kept per app, never on the instance.
         self._states: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
-        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, KeyStore())
+        self._last_state = _AppState({s.name: s.default for s in SETTINGS}, None, StoreSource())
         self._exempt_endpoints: set[str] = set()
         self._rules: list[_Rule] = []
         if app is not None:
@@ -81,6 +85,8 @@ class MCPAuth:
         broken ``MCP_API_KEYS`` stops start-up.
         """
         settings = resolve_settings(self._options, app.config)
+        # Before the key store loads, so DEBUG=auth:keys shows the loading.
+        configure_debug(settings["MCP_DEBUG"])
         default_role = settings["MCP_DEFAULT_ROLE"]
         if default_role and default_role not in ROLES:
             raise ConfigError(
@@ -97,15 +103,17 @@ class MCPAuth:
                 "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
                 "set JWT_SECRET (or the app's SECRET_KEY)"
             )
-        store = KeyStore.load(settings["MCP_API_KEYS"], secret)
-        warn_about_store(store)
+        keys = StoreSource.from_settings(settings, secret)
 
         rate_limits = RateLimits.from_settings(app, settings, self._limiter)
-        rate_limits.preload(store)
-        state = _AppState(settings, secret, store, rate_limits)
+        rate_limits.preload(keys.current())
+        state = _AppState(settings, secret, keys, rate_limits)
         self._states[app] = self._last_state = state
 
         app.extensions[EXTENSION_KEY] = self
+        install_redaction(state.query_param, state.header)
+        # Before the authentication hook, so the audit timing covers it.
+        install_audit(app, settings["MCP_AUDIT_LOG"])
         # Before the authentication hook: OAuth discovery answers need no key.
         install_discovery_answers(app, self)
         # The hook is bound to this app's state: no per-request lookup.
@@ -138,6 +146,11 @@ class MCPAuth:
     @property
     def store(self) -> KeyStore:
         return self._state().store
+
+    @property
+    def keys(self) -> StoreSource:
+        """Where the store comes from; ``keys.request_reload()`` re-reads MCP_API_KEYS_FILE."""
+        return self._state().keys
 
     @property
     def secret(self) -> str | bytes | None:
@@ -228,6 +241,7 @@ class MCPAuth:
             request_log.debug("no credential: anonymous, role %s", principal.role)
             state.rate_limits.check_anonymous()
         else:
+            g.mcp_credential_source = credential.source  # for the audit log, even on failure
             try:
                 principal = self._resolve(credential, state)
             except AuthenticationError as refused:
@@ -253,7 +267,7 @@ class MCPAuth:
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
             )
-            raise APIKeyExpired()
+            raise APIKeyExpired(key=key)
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
@@ -277,14 +291,14 @@ class _AppState:
         self,
         settings: dict[str, Any],
         secret: str | bytes | None,
-        store: KeyStore,
+        keys: StoreSource,
         rate_limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
         self.rate_limits = rate_limits
         self.secret = secret
         self.signer = KeySigner(secret) if secret else None
-        self.store = store
+        self.keys = keys
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
         self.realm: str = settings["MCP_AUTH_REALM"]
         self.header: str = settings["MCP_API_KEY_HEADER"]
@@ -292,6 +306,15 @@ class _AppState:
         self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
         self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
         self.anonymous = Principal.anonymous(self.default_role)
+
+    @property
+    def store(self) -> KeyStore:
+        """The key store in force now; it changes when MCP_API_KEYS_FILE does.
+
+        Read it once per request and keep the object, so that one request
+        never sees two different stores.
+        """
+        return self.keys.current()
 
 
 def _current_app() -> Flask:

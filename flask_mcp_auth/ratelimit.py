@@ -157,8 +157,10 @@ class StrategyCounter:
         self.strategy = strategy
 
     def hit(self, limits: Sequence[Limit], scope: str, gate: Gate | None) -> Outcome:
-        if gate is not None and not self.strategy.test(gate[0].item, gate[1]):
-            return Outcome(self.peek(*gate).reset_at, ())
+        if gate is not None:
+            locked_until = self.locked_until(*gate)
+            if locked_until is not None:
+                return Outcome(locked_until, ())
         windows: list[Window] = []
         for limit in limits:
             window = self.record(limit, scope)
@@ -176,6 +178,12 @@ class StrategyCounter:
         reset_at, remaining = self.strategy.get_window_stats(limit.item, scope)
         return Window(limit.item, remaining, reset_at)
 
+    def locked_until(self, limit: Limit, scope: str) -> float | None:
+        """When a used-up gate (the failed-attempt lockout) opens; None if it is open."""
+        if self.strategy.test(limit.item, scope):
+            return None
+        return self.peek(limit, scope).reset_at
+
 
 class FixedWindowCounter(StrategyCounter):
     """Fixed window on any storage: the counters of ``FixedWindowRateLimiter``, with
@@ -185,18 +193,11 @@ class FixedWindowCounter(StrategyCounter):
         super().__init__(strategy)
         self.storage: Storage = strategy.storage
 
-    def hit(self, limits: Sequence[Limit], scope: str, gate: Gate | None) -> Outcome:
-        if gate is not None:
-            gate_key = gate[0].key(gate[1])
-            if self.storage.get(gate_key) >= gate[0].item.amount:
-                return Outcome(self.storage.get_expiry(gate_key), ())
-        windows: list[Window] = []
-        for limit in limits:
-            window = self.record(limit, scope)
-            windows.append(window)
-            if window.breached:
-                break
-        return Outcome(None, tuple(windows))
+    def locked_until(self, limit: Limit, scope: str) -> float | None:
+        key = limit.key(scope)
+        if self.storage.get(key) < limit.item.amount:
+            return None
+        return self.storage.get_expiry(key)
 
     def record(self, limit: Limit, scope: str) -> Window:
         key = limit.key(scope)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 import string
 import threading
@@ -40,6 +41,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_mcp_auth import ROLES, ConfigError, InvalidAPIKey, KeyStore, MCPAuth, generate_api_key
+from flask_mcp_auth.audit import AUDIT_LOGGER
 from flask_mcp_auth.errors import JSONRPC_PEEK_LIMIT
 
 SECRET = "hostile-input-signing-secret"
@@ -68,7 +70,44 @@ ERROR_REASONS = {"missing_api_key", "invalid_api_key", "api_key_expired"}
 # Failed-attempt lockout off: these properties send thousands of wrong credentials from
 # one address; the lockout has its own properties below.
 SETTINGS = {"MCP_API_KEYS": json.dumps(KEYS), "JWT_SECRET": SECRET, "MCP_AUTH_FAILURE_LIMIT": "off"}
-APP = create_app(TESTING=True, **SETTINGS)
+# The failed-attempt lockout, on: a few guesses, then the address is locked.
+LOCKOUT_LIMIT = 3
+
+
+class AuditLines(logging.Handler):
+    """The application's own handler on the audit logger: keeps every line written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def since(self, mark: int) -> list[dict[str, Any]]:
+        """The events written after ``mark`` (a len(lines)), parsed: each must be JSON."""
+        return [json.loads(line) for line in self.lines[mark:]]
+
+
+# Built when this module's tests start, not at import: the audit logger is
+# process-wide, and other modules' tests expect to find it as they left it.
+APPS: dict[str, Flask] = {}
+AUDIT = AuditLines()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hostile_apps() -> Iterator[None]:
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    audit_logger.addHandler(AUDIT)  # so init_app adds no stderr handler of its own
+    try:
+        APPS["main"] = create_app(TESTING=True, **SETTINGS)
+        APPS["lockout"] = create_app(
+            TESTING=True, **{**SETTINGS, "MCP_AUTH_FAILURE_LIMIT": f"{LOCKOUT_LIMIT} per minute"}
+        )
+        yield
+    finally:
+        audit_logger.removeHandler(AUDIT)
+        APPS.clear()
 
 
 # -- requests as a server would hand them over -----------------------------------
@@ -93,7 +132,7 @@ def call(
     query: str = "",
     body: bytes = b"",
     content_type: str | None = None,
-    app: Flask = APP,
+    app: Flask | None = None,
     remote_addr: str = "127.0.0.1",
 ) -> Reply:
     """Run one request through the WSGI app; values are latin-1 strings of raw bytes."""
@@ -106,7 +145,7 @@ def call(
         key = "HTTP_" + name.upper().replace("-", "_")
         # A server joins a repeated header into one comma-separated value.
         environ[key] = f"{environ[key]},{value}" if key in environ else value
-    app_iter, status, response_headers = run_wsgi_app(app, environ, buffered=True)
+    app_iter, status, response_headers = run_wsgi_app(app or APPS["main"], environ, buffered=True)
     try:
         content = b"".join(app_iter)
     finally:
@@ -128,6 +167,10 @@ def bearer_token(authorization: str) -> str | None:
 def query_values(query: str, name: str = "api_key") -> list[str]:
     decoded = query.encode("latin-1").decode("utf-8", "replace")
     return [v for k, v in parse_qsl(decoded, keep_blank_values=True) if k == name]
+
+
+def without_request_id(headers: Headers) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in headers.items() if k != "X-Request-ID")
 
 
 def assert_clean_reply(reply: Reply) -> None:
@@ -275,14 +318,24 @@ def presented_credentials(request: dict[str, Any]) -> list[str]:
 @example({"path": "/data", "headers": [("X-API-Key", "")], "query": ""})
 @example({"path": "/read", "headers": [("X-API-Key", "A" * 64_000)], "query": ""})
 def test_hostile_credentials_never_authenticate_and_never_500(request: dict[str, Any]) -> None:
+    mark = len(AUDIT.lines)
     reply = call(request["path"], headers=request["headers"], query=request["query"])
     assert_clean_reply(reply)
+    events = AUDIT.since(mark)
+    assert not any(key_id in line for line in AUDIT.lines[mark:] for key_id in KEYS)
     offered = presented_credentials(request)
     if offered:
-        # A credential that is not a live key is refused, even where guests are welcome.
+        # A credential that is not a live key is refused, even where guests are welcome,
+        # and the refusal is audited once, with the reason the caller was given.
         assert reply.status == 401
         assert reply.json()["error"] in ("invalid_api_key", "api_key_expired")
-    elif request["path"] in PROTECTED_ROUTES:
+        assert [(e["event"], e["reason"], e["status"]) for e in events] == [
+            ("auth_failure", reply.json()["error"], 401)
+        ]
+        assert events[0]["request_id"] == reply.headers["X-Request-ID"]
+        return
+    assert events == []  # no credential, no 403 or 429: nothing to audit
+    if request["path"] in PROTECTED_ROUTES:
         assert reply.status == 401
         assert reply.json()["error"] == "missing_api_key"
     else:
@@ -290,7 +343,6 @@ def test_hostile_credentials_never_authenticate_and_never_500(request: dict[str,
         assert reply.json().get("authenticated", False) is False
 
 
-CANONICAL_GUESS_REPLY = call("/read", headers=[("X-API-Key", "a-wrong-guess")])
 EXPIRED_FORMS = {EXPIRED, generate_api_key(EXPIRED, SECRET)}
 
 
@@ -301,15 +353,12 @@ EXPIRED_FORMS = {EXPIRED, generate_api_key(EXPIRED, SECRET)}
 def test_every_wrong_guess_gets_the_same_answer(guess: str, path: str) -> None:
     """Guessing: no reply tells a near miss, a bad signature or garbage from any other miss."""
     reply = call(path, headers=[("X-API-Key", guess)])
-    assert (reply.status, reply.body) == (CANONICAL_GUESS_REPLY.status, CANONICAL_GUESS_REPLY.body)
-    assert sorted(reply.headers.items()) == sorted(CANONICAL_GUESS_REPLY.headers.items())
+    canonical = call("/read", headers=[("X-API-Key", "a-wrong-guess")])
+    assert (reply.status, reply.body) == (canonical.status, canonical.body)
+    # Every header but the per-request id (see the audit log) is the same.
+    assert without_request_id(reply.headers) == without_request_id(canonical.headers)
 
 
-# The failed-attempt lockout, on: a few guesses, then the address is locked.
-LOCKOUT_LIMIT = 3
-LOCKOUT_APP = create_app(
-    TESTING=True, **{**SETTINGS, "MCP_AUTH_FAILURE_LIMIT": f"{LOCKOUT_LIMIT} per minute"}
-)
 _address_numbers = itertools.count(1)
 
 
@@ -343,7 +392,9 @@ def test_a_locked_out_address_learns_nothing_from_any_credential(
 
     def attempt(value: str, remote_addr: str = address) -> Reply:
         headers, query = slot_request(slot, value)
-        return call("/read", headers=headers, query=query, app=LOCKOUT_APP, remote_addr=remote_addr)
+        return call(
+            "/read", headers=headers, query=query, app=APPS["lockout"], remote_addr=remote_addr
+        )
 
     replies = [attempt(guess) for guess in guesses]
     assert [r.status for r in replies[:LOCKOUT_LIMIT]] == [401] * LOCKOUT_LIMIT
@@ -354,7 +405,7 @@ def test_a_locked_out_address_learns_nothing_from_any_credential(
         assert int(reply.headers["Retry-After"]) > 0
         assert without_time(reply) == without_time(locked[0])
     # No credential: not a guess, so still served; another address is not locked.
-    assert call("/data", app=LOCKOUT_APP, remote_addr=address).status == 200
+    assert call("/data", app=APPS["lockout"], remote_addr=address).status == 200
     assert attempt(READER, remote_addr=fresh_address()).status == 200
 
 
@@ -384,10 +435,16 @@ def test_live_key_authenticates_whatever_is_in_lower_priority_places(
         extra_headers, extra_query = slot_request(lower_slot, lower.draw(junk))
         headers += extra_headers
         query = query or extra_query
+    mark = len(AUDIT.lines)
     reply = call("/read", headers=headers, query=query)
     assert_clean_reply(reply)
     assert reply.status == 200
     assert reply.json()["user"] in ("reader-user", "admin-user")
+    events = AUDIT.since(mark)
+    assert [(e["event"], e["status"], e["credential_source"]) for e in events] == [
+        ("auth_success", 200, slot)
+    ]
+    assert not any(key_id in line for line in AUDIT.lines[mark:] for key_id in KEYS)
 
 
 @given(
@@ -860,9 +917,9 @@ def send_raw(port: int, data: bytes) -> tuple[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def werkzeug_server() -> Iterator[int]:
+def werkzeug_server(hostile_apps: None) -> Iterator[int]:
     """Flask's development server (what ``flask run`` uses), in a thread."""
-    server = make_server("127.0.0.1", 0, APP, threaded=True)
+    server = make_server("127.0.0.1", 0, APPS["main"], threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,0 +1,336 @@
+"""The audit log: one JSON object per line on the ``flask_mcp_auth.audit`` logger.
+
+An event is written for every request that presents a credential (``auth_success``
+with the final status, or ``auth_failure`` with its reason), and for every 403
+(``forbidden``) and 429 (``rate_limited``), anonymous callers included.  Every
+response carries ``X-Request-ID``: the caller's value when it is sane, else a
+generated one, also written in the event.
+
+The events are written by an ``after_request`` hook, which Flask runs for
+responses made from errors raised in ``before_request`` hooks and views too.
+The reason comes from the :class:`~flask_mcp_auth.errors.MCPAuthError` that
+was raised (it records itself on ``flask.g``), so it is right even when an
+``app.errorhandler(401)`` replaced the body.
+
+Where the lines go is ``MCP_AUDIT_LOG``: ``stderr`` (the default when the
+application configured no handler on the logger), ``stdout``, a file path, or
+``off``.  A failed write never fails the request: it is reported as an error
+on the ``flask_mcp_auth`` logger, at most once a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from logging.handlers import WatchedFileHandler
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.wrappers import Response
+
+from .debug import StderrHandler
+
+AUDIT_LOGGER = "flask_mcp_auth.audit"
+audit_log = logging.getLogger(AUDIT_LOGGER)
+log = logging.getLogger("flask_mcp_auth")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: A caller's request id is kept if it is 1-128 characters of this safe set.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/@-]{1,128}")
+
+AUTH_SUCCESS = "auth_success"
+AUTH_FAILURE = "auth_failure"
+FORBIDDEN = "forbidden"
+RATE_LIMITED = "rate_limited"
+
+_STREAMS = ("stderr", "stdout")
+OFF = "off"
+
+#: How often (seconds) a failing audit destination is reported.
+FAILURE_REPORT_INTERVAL = 60.0
+
+
+# -- where the lines go ---------------------------------------------------------
+
+
+class _FailureReporter:
+    """Reports failed audit writes: the first one, then at most once an interval."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_report = float("-inf")
+        self._lost = 0
+
+    def __call__(self, error: BaseException | None) -> None:
+        with self._lock:
+            self._lost += 1
+            now = time.monotonic()
+            if now - self._last_report < FAILURE_REPORT_INTERVAL:
+                return
+            lost, self._lost, self._last_report = self._lost, 0, now
+        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        message = (
+            f"flask_mcp_auth: could not write the audit log ({what}); {lost} audit line(s) "
+            f"lost since the last report. Requests are still being served."
+        )
+        if _has_output(log) or logging.lastResort is None:
+            log.error(message)
+        else:  # nothing would show it: do what logging does when there are no handlers
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+            logging.lastResort.handle(record)
+
+
+report_write_failure = _FailureReporter()
+
+
+def _has_output(logger: logging.Logger) -> bool:
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+class _OwnedHandler(logging.Handler):
+    """Base of the handlers this module installs: they report failures, never raise."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        report_write_failure(sys.exc_info()[1])
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()  # the line is already the JSON object
+
+    def write_line(self, line: str) -> None:
+        """Write one line without building a LogRecord: the per-request fast path."""
+        self.acquire()
+        try:
+            self._write_line(line)
+        except Exception as error:
+            report_write_failure(error)
+        finally:
+            self.release()
+
+    def _write_line(self, line: str) -> None:
+        raise NotImplementedError
+
+
+class _AuditStreamHandler(_OwnedHandler, StderrHandler):
+    def _write_line(self, line: str) -> None:
+        stream = self.stream
+        stream.write(line + "\n")
+        stream.flush()
+
+
+class _AuditFileHandler(_OwnedHandler, WatchedFileHandler):
+    """Appends to a file; reopens it after log rotation, retries opening after a failure."""
+
+    def _write_line(self, line: str) -> None:
+        self.reopenIfNeeded()
+        if self.stream is None:
+            self.stream = self._open()
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+#: The handler lines can be written to directly, while it is the logger's only output.
+_direct_handler: _OwnedHandler | None = None
+
+
+def _write_event(line: str) -> None:
+    handler = _direct_handler
+    handlers = audit_log.handlers
+    if (
+        handler is not None
+        and len(handlers) == 1
+        and handlers[0] is handler
+        and not audit_log.propagate
+        and not audit_log.filters
+        and not handler.filters
+    ):
+        handler.write_line(line)  # the same bytes logging would write, without a LogRecord
+    else:
+        audit_log.info(line)  # the application added handlers or filters: honour them
+
+
+def _owned(handler: logging.Handler) -> bool:
+    return isinstance(handler, _OwnedHandler)
+
+
+_saved_propagate: list[bool] = []
+
+
+def configure_audit_output(destination: str | None) -> logging.Handler | None:
+    """Point the audit logger at ``destination`` (an ``MCP_AUDIT_LOG`` value).
+
+    None: stderr unless the application put a handler on the logger.  Logging
+    is process-wide: the last call wins.  Returns the handler installed, if any.
+    """
+    global _direct_handler
+    _direct_handler = None
+    for handler in [h for h in audit_log.handlers if _owned(h)]:
+        audit_log.removeHandler(handler)
+        try:
+            handler.close()
+        except OSError as error:  # flushing what was left failed (e.g. a full disk)
+            report_write_failure(error)
+    if _saved_propagate:
+        audit_log.propagate = _saved_propagate.pop()
+    audit_log.disabled = False  # logging.config.dictConfig may have disabled it
+    if audit_log.level == logging.NOTSET:
+        audit_log.setLevel(logging.INFO)
+
+    target = (destination or "").strip()
+    if target.lower() == OFF:
+        return None
+    if not target:
+        if audit_log.handlers:
+            return None  # the application chose where audit lines go
+        target = "stderr"
+
+    handler: _OwnedHandler
+    if target.lower() in _STREAMS:
+        handler = _AuditStreamHandler(target.lower())
+    else:
+        path = os.path.abspath(os.path.expanduser(target))
+        handler = _AuditFileHandler(path, encoding="utf-8", delay=True)
+        _check_writable(path)
+    audit_log.addHandler(handler)
+    audit_log.setLevel(logging.INFO)
+    # The lines go where MCP_AUDIT_LOG says, once, not also to the root logger.
+    _saved_propagate.append(audit_log.propagate)
+    audit_log.propagate = False
+    _direct_handler = handler
+    return handler
+
+
+def _check_writable(path: str) -> None:
+    """Report an unwritable audit file at start-up; requests are served regardless."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        report_write_failure(error)
+
+
+# -- per request ------------------------------------------------------------------
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's request id if sane, else a new random one."""
+    if value is not None and _SANE_REQUEST_ID.fullmatch(value):
+        return value
+    return os.urandom(16).hex()
+
+
+_REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+
+def _begin_request() -> None:
+    state = vars(g._get_current_object())  # one context lookup, not one per field
+    state["mcp_audit_started"] = time.perf_counter()
+    state["mcp_request_id"] = request_id_from(request.environ.get(_REQUEST_ID_ENVIRON))
+    # g can outlive a request (an app context pushed around several): start clean.
+    state["mcp_auth_error"] = None
+    state["mcp_credential_source"] = None
+
+
+def _finish_request(response: Response) -> Response:
+    state = vars(g._get_current_object())
+    request_id = state.get("mcp_request_id") or request_id_from(None)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    status = response.status_code
+    source = state.get("mcp_credential_source")
+    if source is None and status != 403 and status != 429:
+        return response
+    if not audit_log.isEnabledFor(logging.INFO):
+        return response
+    try:
+        _write_event(_event_line(state, status, source, request_id))
+    except Exception as error:  # a handler the application added raised
+        report_write_failure(error)
+    return response
+
+
+_second_prefix: tuple[int, str] = (0, "")
+
+
+def _timestamp() -> str:
+    """Now, ISO 8601 UTC with milliseconds; the formatted second is reused within a second."""
+    global _second_prefix
+    now = time.time()
+    second = int(now)
+    cached_second, prefix = _second_prefix
+    if cached_second != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_prefix = (second, prefix)
+    return f"{prefix}.{int((now - second) * 1000):03d}Z"
+
+
+def _event_line(state: dict[str, Any], status: int, source: str | None, request_id: str) -> str:
+    principal = state.get("mcp_principal")
+    error = state.get("mcp_auth_error")
+    if error is not None and error.code != status:
+        error = None  # raised, then handled by the application: not this response's cause
+    authenticated = principal is not None and principal.is_authenticated
+    if status == 429:
+        event = RATE_LIMITED
+    elif status == 403:
+        event = FORBIDDEN
+    elif authenticated:
+        event = AUTH_SUCCESS
+    else:
+        event = AUTH_FAILURE
+    key = principal.key if authenticated else (error.key if error is not None else None)
+    started = state.get("mcp_audit_started")
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    return json.dumps(
+        {
+            "ts": _timestamp(),
+            "event": event,
+            "reason": error.reason if error is not None else None,
+            "name": key.name if key is not None else None,
+            "key_fingerprint": key.fingerprint if key is not None else None,
+            "user_id": key.user_id if key is not None else None,
+            "role": key.role if key is not None else (principal.role if principal else None),
+            "method": req.method,
+            "path": req.path,
+            "status": status,
+            "remote_addr": req.remote_addr,
+            "credential_source": source,
+            "request_id": request_id,
+            "duration_ms": (
+                round((time.perf_counter() - started) * 1000, 3) if started is not None else None
+            ),
+        },
+        separators=(",", ":"),
+    )
+
+
+def install_audit(app: Flask, destination: str | None) -> None:
+    """Configure the audit output and add the request hooks; nothing at all when off."""
+    if (destination or "").strip().lower() == OFF:
+        return  # no hooks, no cost; another app's audit output is left as it is
+    configure_audit_output(destination)
+    # First before_request hook and last after_request hook (they run in reverse), so
+    # the duration covers the other hooks and the event sees the final status.
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin_request)
+    app.after_request_funcs.setdefault(None, []).insert(0, _finish_request)
+
+
+__all__ = [
+    "AUDIT_LOGGER",
+    "AUTH_FAILURE",
+    "AUTH_SUCCESS",
+    "FORBIDDEN",
+    "RATE_LIMITED",
+    "REQUEST_ID_HEADER",
+    "configure_audit_output",
+    "install_audit",
+    "request_id_from",
+]

@@ -1,0 +1,132 @@
+"""``DEBUG=auth:*``: debug output per namespace, with the Node ``debug`` syntax.
+
+The value is a list of namespaces separated by commas or whitespace; ``*``
+matches any run of characters; a namespace starting with ``-`` is excluded,
+and exclusions win (``auth:*,-auth:ratelimit``).  Each namespace maps to a
+logger under ``flask_mcp_auth``; an enabled one is set to DEBUG and writes
+readable lines to stderr.  Without ``DEBUG`` the loggers are left alone and
+stay silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import TextIO
+
+from flask import has_request_context, request
+
+#: Namespace -> logger.  auth:keys: loading the key store; auth:request: each
+#: authentication decision; auth:ratelimit: rate-limit decisions.
+NAMESPACES: dict[str, str] = {
+    "auth:keys": "flask_mcp_auth.keys",
+    "auth:request": "flask_mcp_auth.request",
+    "auth:ratelimit": "flask_mcp_auth.ratelimit",
+}
+_NAMESPACE_OF_LOGGER = {logger: namespace for namespace, logger in NAMESPACES.items()}
+
+
+def _template(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def parse_debug_spec(spec: str | None) -> tuple[list[re.Pattern[str]], list[re.Pattern[str]]]:
+    """(included patterns, excluded patterns) of a DEBUG value."""
+    included: list[re.Pattern[str]] = []
+    excluded: list[re.Pattern[str]] = []
+    for item in re.split(r"[\s,]+", spec or ""):
+        if item.startswith("-"):
+            if item[1:]:
+                excluded.append(_template(item[1:]))
+        elif item:
+            included.append(_template(item))
+    return included, excluded
+
+
+def namespace_enabled(namespace: str, spec: str | None) -> bool:
+    """True if ``namespace`` is on under the DEBUG value ``spec``."""
+    included, excluded = parse_debug_spec(spec)
+    if any(p.fullmatch(namespace) for p in excluded):
+        return False
+    return any(p.fullmatch(namespace) for p in included)
+
+
+def enabled_namespaces(spec: str | None) -> list[str]:
+    """The known namespaces ``spec`` turns on."""
+    return [ns for ns in NAMESPACES if namespace_enabled(ns, spec)]
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is at the time of the write.
+
+    Test runners and daemonisers replace ``sys.stderr``; a stream captured at
+    start-up may be closed by then.
+    """
+
+    def __init__(self, stream_name: str = "stderr") -> None:
+        logging.Handler.__init__(self)
+        self._stream_name = stream_name
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return getattr(sys, self._stream_name)  # type: ignore[no-any-return]
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always follow sys.<stream_name>
+
+
+class DebugFormatter(logging.Formatter):
+    """``<time> auth:request GET /mcp: <message>``: the namespace, and the request if any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        prefix = _NAMESPACE_OF_LOGGER.get(record.name, record.name)
+        if record.levelno != logging.DEBUG:
+            prefix += f" {record.levelname}"
+        if has_request_context():
+            # The path only: the query string may hold a key.
+            prefix += f" {request.method} {request.path}:"
+        return f"{record.asctime} {prefix} {record.message}"
+
+
+class _DebugHandler(StderrHandler):
+    """Marks the handlers this module installed, so reconfiguring removes them."""
+
+
+# logger name -> (level, propagate) before this module changed it
+_saved_state: dict[str, tuple[int, bool]] = {}
+
+
+def configure_debug(spec: str | None) -> list[str]:
+    """Turn the namespaces ``spec`` names on and every other one back off.
+
+    Logging is process-wide, so the last call wins.  An enabled namespace's
+    logger stops propagating while on, so its lines appear once, on stderr,
+    even when the application also configured the root logger.  Returns the
+    enabled namespaces.
+    """
+    enabled = enabled_namespaces(spec)
+    for namespace, logger_name in NAMESPACES.items():
+        logger = logging.getLogger(logger_name)
+        for handler in [h for h in logger.handlers if isinstance(h, _DebugHandler)]:
+            logger.removeHandler(handler)
+        if logger_name in _saved_state:
+            level, propagate = _saved_state.pop(logger_name)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        if namespace in enabled:
+            _saved_state[logger_name] = (logger.level, logger.propagate)
+            handler = _DebugHandler()
+            handler.setFormatter(DebugFormatter())
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+            logger.propagate = False
+            logger.disabled = False
+    return enabled
+
+
+__all__ = ["NAMESPACES", "configure_debug", "enabled_namespaces", "namespace_enabled"]

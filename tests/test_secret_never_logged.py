@@ -1,0 +1,324 @@
+"""A unique secret sent every way a key can travel appears in no log, body or header.
+
+Two runs: the Werkzeug development server in-process (plain and signed keys),
+and a real gunicorn subprocess with its access log on and the package's logger
+class.  Both with DEBUG=auth:* and the audit log written to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audit_support import RecordingHandler
+from flask import Flask
+from werkzeug.serving import make_server
+
+from flask_mcp_auth import MCPAuth, generate_api_key
+
+pytest_plugins = ["audit_fixtures"]
+
+JWT_SECRET = "test-signing-secret"
+
+
+@dataclass
+class Secrets:
+    """Fresh values for one run; none of them may appear in any output."""
+
+    live: str = field(default_factory=lambda: "live" + secrets.token_hex(16))
+    expired: str = field(default_factory=lambda: "old" + secrets.token_hex(16))
+    wrong: str = field(default_factory=lambda: "wrong" + secrets.token_hex(16))
+    signed_id: str = field(default_factory=lambda: "signed" + secrets.token_hex(16))
+
+    @property
+    def signed(self) -> str:
+        return generate_api_key(self.signed_id, JWT_SECRET)
+
+    def forbidden_values(self) -> list[str]:
+        # In plain mode the key id is the secret; a signed key is secret as a whole
+        # and its signature alone must not leak either.
+        signature = self.signed.rsplit("_", 1)[1]
+        return [self.live, self.expired, self.wrong, self.signed, signature]
+
+    def keys_json(self) -> str:
+        return json.dumps(
+            {
+                self.live: {"name": "Live", "userId": "u1", "role": "user", "permissions": ["*"]},
+                self.expired: {"name": "Expired", "expiresAt": "2020-01-01T00:00:00Z"},
+                self.signed_id: {"name": "Signed", "role": "developer", "permissions": ["*"]},
+            }
+        )
+
+
+def requests_to_send(s: Secrets) -> list[tuple[str, str, dict[str, str]]]:
+    """(method, path, headers): every way in, every outcome."""
+    return [
+        ("GET", "/data", {"X-API-Key": s.live}),
+        ("GET", "/data", {"Authorization": f"Bearer {s.live}"}),
+        ("GET", f"/data?api_key={s.live}", {}),
+        ("GET", f"/data?x=1&api_key={s.live}&y=2", {}),
+        ("GET", f"/data?api%5Fkey={s.live}", {}),
+        ("GET", f"/data?api_key={s.signed}", {}),
+        ("GET", "/data", {"Authorization": f"Bearer {s.signed}"}),
+        ("GET", f"/mcp/status?api_key={s.live}", {"Referer": f"http://x.test/?api_key={s.live}"}),
+        ("GET", f"/data?api_key={s.wrong}", {}),
+        ("GET", "/data", {"X-API-Key": s.wrong}),
+        ("GET", "/data", {"Authorization": f"Bearer {s.wrong}"}),
+        ("GET", f"/data?api_key={s.expired}", {}),
+        ("GET", "/data", {"X-API-Key": s.expired}),
+        ("GET", f"/forbidden?api_key={s.live}", {}),
+        ("GET", "/forbidden", {"X-API-Key": s.wrong}),
+        ("POST", f"/forbidden?api_key={s.live}", {"Content-Type": "application/json"}),
+        ("GET", f"/limited?api_key={s.live}", {}),
+        ("GET", "/limited", {"Authorization": f"Bearer {s.signed}"}),
+        ("GET", f"/boom?api_key={s.live}", {}),
+    ]
+
+
+JSONRPC_BODY = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call"}).encode()
+
+
+def send(base_url: str, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """Send one request; return (status, status line + headers + body as text)."""
+    body = JSONRPC_BODY if method == "POST" else None
+    req = urllib.request.Request(base_url + path, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as response:
+            return response.status, f"{response.headers}\n{response.read().decode()}"
+    except urllib.error.HTTPError as error:
+        return error.code, f"{error.headers}\n{error.read().decode()}"
+
+
+def add_views(app: Flask) -> None:
+    from audit_fixtures import add_test_views
+
+    add_test_views(app)
+    app.add_url_rule(
+        "/forbidden", "forbidden_post", app.view_functions["forbidden"], methods=["POST"]
+    )
+
+
+EXPECTED_STATUSES = [200, 200, 200, 200, 200, 200, 200, 200, 401, 401, 401, 401, 401]
+EXPECTED_STATUSES += [403, 401, 403, 429, 429, 500]
+
+
+def assert_no_secret(s: Secrets, outputs: dict[str, str]) -> None:
+    for where, text in outputs.items():
+        for value in s.forbidden_values():
+            assert value not in text, f"a secret leaked into {where}"
+
+
+# -- Werkzeug development server, in-process -------------------------------------------
+
+
+@pytest.fixture
+def werkzeug_server() -> Iterator[Any]:
+    servers: list[Any] = []
+
+    def start(app: Flask) -> str:
+        server = make_server("127.0.0.1", 0, app)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_secrets_never_logged_by_the_development_server(
+    werkzeug_server, all_records: RecordingHandler, tmp_path, monkeypatch, capfd
+):
+    s = Secrets()
+    audit_file = tmp_path / "audit.log"
+    monkeypatch.setenv("DEBUG", "auth:*")
+    monkeypatch.setenv("MCP_API_KEYS", s.keys_json())
+    monkeypatch.setenv("JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("MCP_AUDIT_LOG", str(audit_file))
+    app = Flask("secret_app")
+    MCPAuth(app)
+    add_views(app)
+    base_url = werkzeug_server(app)
+
+    responses = {}
+    statuses = []
+    for index, (method, path, headers) in enumerate(requests_to_send(s)):
+        status, text = send(base_url, method, path, headers)
+        statuses.append(status)
+        responses[f"response {index}"] = text
+    assert statuses == EXPECTED_STATUSES
+
+    captured = capfd.readouterr()
+    logs = all_records.text()
+    audit_lines = audit_file.read_text().splitlines()
+    assert_no_secret(
+        s,
+        {
+            **responses,
+            "log records": logs,
+            "stdout": captured.out,
+            "stderr": captured.err,
+            "audit log": "\n".join(audit_lines),
+        },
+    )
+    # The paths were really taken: request lines, decisions, events, the traceback.
+    assert logs.count("api_key=[REDACTED]") >= 12
+    assert "credential from bearer: key Signed" in logs and "expired: 401" in logs
+    assert "Exception on /boom [GET]" in logs
+    events = [json.loads(line)["event"] for line in audit_lines]
+    assert events.count("auth_success") == 9  # including the 500
+    assert events.count("auth_failure") == 6
+    assert events.count("forbidden") == 2 and events.count("rate_limited") == 2
+
+
+# -- gunicorn, in a subprocess -----------------------------------------------------------
+
+APP_MODULE = """
+from flask import Flask
+from flask_mcp_auth import MCPAuth
+from audit_fixtures import add_test_views
+
+app = Flask("gunicorn_secret_app")
+MCPAuth(app)
+add_test_views(app)
+app.add_url_rule("/forbidden", "forbidden_post", app.view_functions["forbidden"], methods=["POST"])
+"""
+
+# Every atom that can hold a key: the request line, the bare query string, the raw
+# URI, the referer and the credential headers.
+ACCESS_FORMAT = (
+    '%(h)s "%(r)s" %(s)s q=%(q)s U=%(U)s f="%(f)s" hk=%({x-api-key}i)s '
+    'auth="%({authorization}i)s" raw=%({raw_uri}e)s qs=%({query_string}e)s'
+)
+
+
+@dataclass
+class Gunicorn:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    directory: Path
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path: Path) -> Iterator[Any]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(environment: dict[str, str]) -> Gunicorn:
+        (tmp_path / "secret_app.py").write_text(APP_MODULE)
+        (tmp_path / "gunicorn.conf.py").write_text(
+            "bind = '127.0.0.1:0'\n"
+            "workers = 1\n"
+            f"accesslog = {str(tmp_path / 'access.log')!r}\n"
+            f"errorlog = {str(tmp_path / 'error.log')!r}\n"
+            "loglevel = 'debug'\n"
+            f"access_log_format = {ACCESS_FORMAT!r}\n"
+            'logger_class = "flask_mcp_auth.redaction.GunicornLogger"\n'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_") and k != "DEBUG"}
+        env.update(environment)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(__file__).parent)])
+        with (tmp_path / "output.log").open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "secret_app:app"],
+                cwd=tmp_path,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        base_url = _wait_until_serving(process, tmp_path / "error.log")
+        return Gunicorn(process, base_url, tmp_path)
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], error_log: Path) -> str:
+    for _ in range(300):  # at most ~30 s on a busy machine
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {process.returncode}")
+        text = error_log.read_text() if error_log.exists() else ""
+        listening = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", text)
+        if listening and "Booting worker" in text:
+            base_url = listening.group(1)
+            try:
+                with urllib.request.urlopen(base_url + "/mcp/status", timeout=5):
+                    return base_url
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("gunicorn did not start serving in time")
+
+
+def send_raw(base_url: str, request_line: str) -> None:
+    """A malformed request, so that gunicorn's error log sees the request line."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_line.encode() + b"\r\nHost: x\r\n\r\n")
+        sock.recv(4096)
+
+
+def test_secrets_never_logged_by_gunicorn(gunicorn_server):
+    s = Secrets()
+    server = gunicorn_server(
+        {
+            "DEBUG": "auth:*",
+            "MCP_API_KEYS": s.keys_json(),
+            "JWT_SECRET": JWT_SECRET,
+            "MCP_AUDIT_LOG": "audit.log",
+        }
+    )
+    responses = {}
+    statuses = []
+    for index, (method, path, headers) in enumerate(requests_to_send(s)):
+        status, text = send(server.base_url, method, path, headers)
+        statuses.append(status)
+        responses[f"response {index}"] = text
+    assert statuses == EXPECTED_STATUSES
+    send_raw(server.base_url, f"GET /data?api_key={s.live}")  # no HTTP version: rejected
+    send_raw(server.base_url, f"GET  /data?x=1&api_key={s.live} HTTP/1.1")
+    stop(server.process)
+
+    files = {p.name: p.read_text() for p in server.directory.glob("*.log")}
+    assert {"access.log", "error.log", "output.log", "audit.log"} <= set(files)
+    assert_no_secret(s, {**responses, **files})
+    # The logs did record the requests, with the key positions redacted.
+    access = files["access.log"]
+    assert len(access.splitlines()) == len(EXPECTED_STATUSES) + 1  # + the readiness probe
+    assert "q=api_key=[REDACTED]" in access and "qs=api_key=[REDACTED]" in access
+    assert "raw=/data?api_key=[REDACTED]" in access
+    assert "hk=[REDACTED]" in access and 'auth="[REDACTED]"' in access
+    assert 'f="http://x.test/?api_key=[REDACTED]"' in access
+    assert "auth:request GET /data: credential from query: key Live" in files["output.log"]
+    # The rejected request lines were logged, redacted.
+    assert files["error.log"].count("Invalid HTTP request line") == 2
+    assert files["error.log"].count("api_key=[REDACTED]") == 2
+    assert len(files["audit.log"].splitlines()) == 19
