@@ -1,9 +1,12 @@
 """Load and faults: gunicorn with several workers sharing a real Redis, over loopback.
 
 - Load: a few thousand requests from several keys at once (plus anonymous
-  callers and wrong keys): no error, and no key admitted past any of its limits.
+  callers and wrong keys): no error, no key admitted past any of its limits,
+  and exactly one audit line per request that presented a credential.
 - A worker killed mid-load: the requests it was not serving all get answers,
   and every key's limit stays exact across the restart of that worker.
+- An audit destination that cannot be written (a full disk, a path that cannot
+  exist): every request is still answered, and the server says why lines are lost.
 
 Redis killed and restarted under load is the rate-limiting suite's job:
 tests/test_ratelimit_redis.py::test_redis_outage_falls_back_to_memory_then_shares_again
@@ -28,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from redis_fixtures import Gunicorn, RedisServer, get
 
 from flask_mcp_auth import generate_api_key
@@ -65,8 +69,11 @@ class LoadKey:
         }
 
 
-def server_settings(keys: Iterable[LoadKey], redis: RedisServer) -> dict[str, str]:
+def server_settings(
+    keys: Iterable[LoadKey], redis: RedisServer, audit_log: Path | str
+) -> dict[str, str]:
     return {
+        "MCP_AUDIT_LOG": str(audit_log),
         "MCP_API_KEYS": json.dumps({key.key_id: key.entry() for key in keys}),
         "JWT_SECRET": SECRET,
         "RATELIMIT_STORAGE_URI": redis.url,
@@ -86,18 +93,21 @@ class Planned:
 @dataclass(frozen=True)
 class Outcome:
     planned: Planned
+    request_id: str
     status: int | None  # None: the connection failed without an answer
+    echoed_id: str | None = None  # the response's X-Request-ID
 
 
-def fetch(port: int, planned: Planned) -> Outcome:
+def fetch(port: int, planned: Planned, request_id: str) -> Outcome:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("GET", planned.path, headers=planned.headers)
+        headers = {**planned.headers, "X-Request-ID": request_id}
+        connection.request("GET", planned.path, headers=headers)
         response = connection.getresponse()
         response.read()
-        return Outcome(planned, response.status)
+        return Outcome(planned, request_id, response.status, response.getheader("X-Request-ID"))
     except (OSError, http.client.HTTPException):
-        return Outcome(planned, None)
+        return Outcome(planned, request_id, None)
     finally:
         connection.close()
 
@@ -120,9 +130,9 @@ def run_load(
     done = 0
     lock = threading.Lock()
 
-    def one(item: Planned) -> Outcome:
+    def one(numbered: tuple[int, Planned]) -> Outcome:
         nonlocal done
-        outcome = fetch(port, item)
+        outcome = fetch(port, numbered[1], f"load-{numbered[0]}")
         if on_progress is not None:
             with lock:
                 done += 1
@@ -131,7 +141,7 @@ def run_load(
         return outcome
 
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        return list(pool.map(one, planned, timeout=240))
+        return list(pool.map(one, enumerate(planned), timeout=240))
 
 
 def statuses(outcomes: Iterable[Outcome], who: str) -> Counter[int | None]:
@@ -154,10 +164,17 @@ LOAD_KEYS = (
 )
 
 
+def audit_events(path: Path) -> list[dict[str, object]]:
+    """Every line of an audit file, parsed: each must be one JSON object."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_load_across_workers_has_no_errors_and_no_over_admission(
-    redis_server: RedisServer, start_gunicorn: Callable[..., Gunicorn]
+    redis_server: RedisServer, start_gunicorn: Callable[..., Gunicorn], tmp_path: Path
 ) -> None:
-    server = start_security_gunicorn(start_gunicorn, 4, server_settings(LOAD_KEYS, redis_server))
+    audit_log = tmp_path / "audit.log"
+    settings = server_settings(LOAD_KEYS, redis_server, audit_log)
+    server = start_security_gunicorn(start_gunicorn, 4, settings)
     planned = plan(LOAD_KEYS, anonymous=300, wrong=100)
     assert len(planned) == 3 * sum(k.limit for k in LOAD_KEYS) + 400  # 2,740 requests
 
@@ -175,6 +192,21 @@ def test_load_across_workers_has_no_errors_and_no_over_admission(
     for key in LOAD_KEYS:
         assert get(server.url + "/read", {"X-API-Key": key.credential})[0] == 429
     assert "Traceback" not in server.output()
+
+    # The audit log: one line per request that presented a credential, none for the
+    # anonymous reads, each with the status the caller got; written by four processes.
+    assert all(o.echoed_id == o.request_id for o in outcomes)
+    events = audit_events(audit_log)
+    by_request = Counter(str(e["request_id"]) for e in events)
+    for outcome in outcomes:
+        presented = outcome.planned.who != "anonymous"
+        assert by_request[outcome.request_id] == (1 if presented else 0), outcome
+    status_of = {o.request_id: o.status for o in outcomes}
+    for event in events:
+        if str(event["request_id"]).startswith("load-"):
+            assert event["status"] == status_of[str(event["request_id"])], event
+    text = audit_log.read_text()
+    assert not any(key.key_id in text for key in LOAD_KEYS)
 
 
 # -- a worker killed mid-load -----------------------------------------------------------
@@ -216,9 +248,8 @@ def test_a_worker_killed_mid_load_loses_only_its_request_and_limits_stay_exact(
     redis_server: RedisServer, start_gunicorn: Callable[..., Gunicorn]
 ) -> None:
     workers = 4
-    server = start_security_gunicorn(
-        start_gunicorn, workers, server_settings(KILL_KEYS, redis_server)
-    )
+    settings = server_settings(KILL_KEYS, redis_server, "off")
+    server = start_security_gunicorn(start_gunicorn, workers, settings)
     master = server.process.pid
     before = wait_for_workers(master, workers)
     planned = plan(KILL_KEYS, anonymous=100, wrong=0)
@@ -251,3 +282,30 @@ def test_a_worker_killed_mid_load_loses_only_its_request_and_limits_stay_exact(
     for key in KILL_KEYS:
         assert get(server.url + "/read", {"X-API-Key": key.credential})[0] == 429
     assert get(server.url + "/data")[0] == 200
+
+
+# -- an audit destination that cannot be written ------------------------------------------
+
+AUDIT_KEY = LoadKey("audit-fault-6a0e1c93d7", per_minute=100, per_hour=None)
+
+
+@pytest.mark.parametrize("destination", ["full-disk", "impossible-path"])
+def test_an_unwritable_audit_destination_never_fails_a_request(
+    destination: str,
+    redis_server: RedisServer,
+    start_gunicorn: Callable[..., Gunicorn],
+    tmp_path: Path,
+) -> None:
+    if destination == "full-disk":
+        audit_log = Path("/dev/full")  # every write fails with ENOSPC
+    else:
+        (tmp_path / "a-file").write_text("")
+        audit_log = tmp_path / "a-file" / "audit.log"  # a path under a file: ENOTDIR
+    settings = server_settings([AUDIT_KEY], redis_server, audit_log)
+    server = start_security_gunicorn(start_gunicorn, 2, settings)
+    outcomes = run_load(server.port, plan([AUDIT_KEY], anonymous=50, wrong=50))
+    assert statuses(outcomes, AUDIT_KEY.key_id) == {200: 100, 429: 200}
+    assert statuses(outcomes, "anonymous") == {200: 50}
+    assert statuses(outcomes, "wrong-key") == {401: 50}
+    assert "could not write the audit log" in server.output()
+    assert "Traceback" not in server.output()
