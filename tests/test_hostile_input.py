@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import socket
 import string
 import threading
@@ -169,6 +170,9 @@ def query_values(query: str, name: str = "api_key") -> list[str]:
     return [v for k, v in parse_qsl(decoded, keep_blank_values=True) if k == name]
 
 
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/@-]{1,128}")
+
+
 def without_request_id(headers: Headers) -> list[tuple[str, str]]:
     return sorted((k, v) for k, v in headers.items() if k != "X-Request-ID")
 
@@ -281,6 +285,17 @@ def query_param(draw: st.DrawFn) -> str:
 queries = st.lists(query_param(), max_size=4).map("&".join)
 
 
+# Hostile request ids (a caller who puts a key in its own request id logs it: not tested).
+request_id_values = st.one_of(
+    st.just("req-42"),
+    st.just("a" * 129),
+    any_bytes.map(lambda b: b.decode("latin-1")),
+    unicode_text,
+    control_text,
+    huge_value,
+)
+
+
 @st.composite
 def hostile_requests(draw: st.DrawFn) -> dict[str, Any]:
     headers: list[tuple[str, str]] = []
@@ -288,6 +303,8 @@ def hostile_requests(draw: st.DrawFn) -> dict[str, Any]:
         headers.append(("X-API-Key", draw(junk_or_huge)))
     for _ in range(draw(st.integers(0, 3))):
         headers.append(("Authorization", draw(authorization_values)))
+    for _ in range(draw(st.integers(0, 2))):
+        headers.append(("X-Request-ID", draw(request_id_values)))
     draw(st.randoms()).shuffle(headers)
     return {
         "path": draw(st.sampled_from(OPEN_ROUTES + PROTECTED_ROUTES)),
@@ -321,6 +338,8 @@ def test_hostile_credentials_never_authenticate_and_never_500(request: dict[str,
     mark = len(AUDIT.lines)
     reply = call(request["path"], headers=request["headers"], query=request["query"])
     assert_clean_reply(reply)
+    # The request id is echoed only when it is safe to put in headers and logs.
+    assert SAFE_REQUEST_ID.fullmatch(reply.headers["X-Request-ID"])
     events = AUDIT.since(mark)
     assert not any(key_id in line for line in AUDIT.lines[mark:] for key_id in KEYS)
     offered = presented_credentials(request)
