@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from mcp.types import JSONRPCError
 from redis_fixtures import Gunicorn
 from werkzeug.datastructures import Headers
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -426,6 +427,50 @@ def test_a_locked_out_address_learns_nothing_from_any_credential(
     # No credential: not a guess, so still served; another address is not locked.
     assert call("/data", app=APPS["lockout"], remote_addr=address).status == 200
     assert attempt(READER, remote_addr=fresh_address()).status == 200
+
+
+def lockout_app(proxy_hops: int | None) -> Flask:
+    app = create_app(
+        TESTING=True, **{**SETTINGS, "MCP_AUTH_FAILURE_LIMIT": f"{LOCKOUT_LIMIT} per minute"}
+    )
+    if proxy_hops is not None:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops)  # type: ignore[method-assign]
+    return app
+
+
+def guess_from(app: Flask, peer: str, forwarded_for: str | None = None) -> int:
+    headers = [("X-API-Key", "a-wrong-guess")]
+    if forwarded_for is not None:
+        headers.append(("X-Forwarded-For", forwarded_for))
+    return call("/read", headers=headers, app=app, remote_addr=peer).status
+
+
+def test_without_proxyfix_a_forged_forwarded_for_does_not_escape_the_lockout() -> None:
+    app = lockout_app(proxy_hops=None)
+    statuses = [guess_from(app, "10.9.0.1", f"198.51.100.{n}") for n in range(LOCKOUT_LIMIT + 2)]
+    assert statuses == [401] * LOCKOUT_LIMIT + [429, 429]
+
+
+def test_behind_one_proxy_proxyfix_counts_each_client_and_ignores_forged_hops() -> None:
+    """The proxy (10.9.0.2) appends the real client; x_for=1 trusts only that last hop."""
+    app = lockout_app(proxy_hops=1)
+    proxy = "10.9.0.2"
+    for n in range(LOCKOUT_LIMIT + 2):  # the client forges a new first hop every time
+        status = guess_from(app, proxy, f"198.51.100.{n}, 203.0.113.7")
+        assert status == (401 if n < LOCKOUT_LIMIT else 429)
+    # Another client behind the same proxy is not locked out by the first one.
+    assert guess_from(app, proxy, "203.0.113.8") == 401
+
+
+def test_trusting_more_hops_than_there_are_proxies_lets_a_guesser_escape() -> None:
+    """Why docs/rate-limiting.md says never more: with x_for=2 and one proxy, the forged
+    hop is believed, and rotating it gives unlimited guesses."""
+    app = lockout_app(proxy_hops=2)
+    statuses = [
+        guess_from(app, "10.9.0.2", f"198.51.100.{n}, 203.0.113.7")
+        for n in range(LOCKOUT_LIMIT + 2)
+    ]
+    assert statuses == [401] * (LOCKOUT_LIMIT + 2)
 
 
 def slot_request(slot: str, value: str) -> tuple[list[tuple[str, str]], str]:
