@@ -18,6 +18,8 @@ for many more).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import logging
@@ -44,6 +46,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_mcp_auth import ROLES, ConfigError, InvalidAPIKey, KeyStore, MCPAuth, generate_api_key
 from flask_mcp_auth.audit import AUDIT_LOGGER
+from flask_mcp_auth.debug import configure_debug
 from flask_mcp_auth.errors import JSONRPC_PEEK_LIMIT
 
 SECRET = "hostile-input-signing-secret"
@@ -471,6 +474,24 @@ def test_trusting_more_hops_than_there_are_proxies_lets_a_guesser_escape() -> No
         for n in range(LOCKOUT_LIMIT + 2)
     ]
     assert statuses == [401] * (LOCKOUT_LIMIT + 2)
+
+
+@given(hostile_requests())
+def test_debug_output_under_hostile_input_holds_no_key_and_never_breaks(
+    request: dict[str, Any],
+) -> None:
+    """DEBUG=auth:* on: each decision is logged, and nothing a client sends (near misses
+    of real keys included) puts a key id in the debug lines or breaks the request."""
+    configure_debug("auth:*")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as debug_output:
+            reply = call(request["path"], headers=request["headers"], query=request["query"])
+    finally:
+        configure_debug(None)
+    assert_clean_reply(reply)
+    lines = debug_output.getvalue()
+    assert "auth:request" in lines
+    assert not any(key_id in lines for key_id in KEYS)
 
 
 def slot_request(slot: str, value: str) -> tuple[list[tuple[str, str]], str]:
