@@ -88,6 +88,31 @@ INVALID = {
     "realm-with-newline": ({"MCP_AUTH_REALM": "mcp\r\nSet-Cookie: x=1"}, "printable ASCII"),
     "status-url-relative": ({"MCP_STATUS_URL": "mcp/status"}, "URL path"),
     "status-url-variable": ({"MCP_STATUS_URL": "/mcp/<name>"}, "URL path"),
+    "discovery-unknown-answer": ({"MCP_OAUTH_DISCOVERY_ANSWERS": "login-page"}, "unknown"),
+    "login-path-relative": ({"MCP_OAUTH_LOGIN_PATHS": "auth/login"}, "URL path"),
+    "default-limit-garbage": ({"MCP_DEFAULT_RATE_LIMIT": "lots"}, "rate limit string"),
+    "default-limit-zero": ({"MCP_DEFAULT_RATE_LIMIT": "0 per minute"}, "no request at all"),
+    "anonymous-limit-unknown-unit": (
+        {"MCP_ANONYMOUS_RATE_LIMIT": "100 per fortnight"},
+        "rate limit string",
+    ),
+    "anonymous-limit-zero": ({"MCP_ANONYMOUS_RATE_LIMIT": "0/second"}, "no request at all"),
+    "failure-limit-two-windows": (
+        {"MCP_AUTH_FAILURE_LIMIT": "20 per minute;100 per hour"},
+        "one window",
+    ),
+    "failure-limit-zero": ({"MCP_AUTH_FAILURE_LIMIT": "0 per minute"}, "no request at all"),
+    "fail-closed-not-a-boolean": ({"MCP_RATELIMIT_FAIL_CLOSED": "perhaps"}, "boolean"),
+    "storage-unknown-scheme": (
+        {"RATELIMIT_STORAGE_URI": "bogus://admin:hunter2@127.0.0.1"},
+        "unknown storage scheme",
+    ),
+    "keys-file-missing": ({"MCP_API_KEYS_FILE": "/nonexistent/keys.json"}, "cannot read"),
+    "keys-file-interval-negative": (
+        {"MCP_API_KEYS_FILE_CHECK_INTERVAL": "-1"},
+        "finite number of seconds",
+    ),
+    "sighup-not-a-boolean": ({"MCP_API_KEYS_RELOAD_ON_SIGHUP": "maybe"}, "boolean"),
 }
 CASES = [pytest.param(settings, match, id=name) for name, (settings, match) in INVALID.items()]
 OPTION = {setting.name: setting.option for setting in SETTINGS}
@@ -95,6 +120,7 @@ OPTION = {setting.name: setting.option for setting in SETTINGS}
 
 def assert_names_no_key_id(error: ConfigError | str) -> None:
     assert SECRET_KEY_ID not in str(error)
+    assert "hunter2" not in str(error)  # nor a storage password
 
 
 @pytest.mark.parametrize(("settings", "match"), CASES)
@@ -108,7 +134,13 @@ def test_invalid_environment_refuses_to_start(
     assert_names_no_key_id(raised.value)
 
 
-@pytest.mark.parametrize(("settings", "match"), CASES)
+# flask-limiter's own settings, read from app.config only.
+LIMITER_CASES = [
+    pytest.param({"RATELIMIT_STRATEGY": "leaky-bucket"}, "strategy", id="limiter-strategy"),
+]
+
+
+@pytest.mark.parametrize(("settings", "match"), CASES + LIMITER_CASES)
 def test_invalid_app_config_refuses_to_start(settings: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match) as raised:
         create_app(**settings)
