@@ -607,13 +607,15 @@ json_leaves = st.one_of(
     st.floats(),
     st.text(max_size=40),
 )
-json_values = st.recursive(
-    json_leaves,
-    lambda children: st.one_of(
+
+
+def json_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.lists(children, max_size=5), st.dictionaries(st.text(max_size=10), children, max_size=5)
-    ),
-    max_leaves=25,
-)
+    )
+
+
+json_values = st.recursive(json_leaves, json_containers, max_leaves=25)
 request_ids = st.one_of(
     st.integers(),
     st.integers(min_value=-(10**300), max_value=10**300),
@@ -797,14 +799,18 @@ def load_outcome(document: Any) -> KeyStore | ConfigError:
     return outcome
 
 
-python_values = st.recursive(
-    st.one_of(json_leaves, st.binary(max_size=10), st.builds(object), st.just(float("nan"))),
-    lambda children: st.one_of(
+def python_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.lists(children, max_size=4),
         st.tuples(children, children),
         st.frozensets(st.integers(), max_size=3),
         st.dictionaries(st.one_of(st.text(max_size=8), st.integers(), st.none()), children),
-    ),
+    )
+
+
+python_values = st.recursive(
+    st.one_of(json_leaves, st.binary(max_size=10), st.builds(object), st.just(float("nan"))),
+    python_containers,
     max_leaves=20,
 )
 raw_documents = st.one_of(
