@@ -67,7 +67,7 @@ KEYS = {
 LIVE = frozenset({READER, ADMIN, generate_api_key(READER, SECRET), generate_api_key(ADMIN, SECRET)})
 KNOWN = LIVE | {EXPIRED, generate_api_key(EXPIRED, SECRET)}
 
-# Routes of tests/security_app.py: open to guests, or needing a permission / role.
+# Routes of tests/apps/security_app.py: open to guests, or needing a permission / role.
 OPEN_ROUTES = ("/data", "/mcp/status")
 PROTECTED_ROUTES = ("/read", "/admin")
 ERROR_REASONS = {"missing_api_key", "invalid_api_key", "api_key_expired"}
