@@ -80,11 +80,19 @@ def parse_realm(name: str, value: Any) -> str:
     return text
 
 
+def _check_url_path(name: str, path: str) -> str:
+    if not _URL_PATH.fullmatch(path):
+        raise ConfigError(
+            f"{name}: {path!r} is not a URL path (it must start with '/' and hold only "
+            "URL path characters: no spaces, no '<' or '>')"
+        )
+    return path
+
+
 def parse_url_path(name: str, value: Any) -> str:
+    """One URL path; empty means none."""
     text = parse_str(name, value)
-    if text and not _URL_PATH.fullmatch(text):
-        raise ConfigError(f"{name}: {text!r} must be empty or a plain URL path starting with '/'")
-    return text
+    return _check_url_path(name, text) if text else text
 
 
 def parse_str_list(name: str, value: Any) -> tuple[str, ...]:
@@ -113,11 +121,7 @@ def parse_oauth_answers(name: str, value: Any) -> frozenset[str]:
 
 
 def parse_paths(name: str, value: Any) -> tuple[str, ...]:
-    paths = parse_str_list(name, value)
-    for path in paths:
-        if not path.startswith("/") or any(ch.isspace() for ch in path):
-            raise ConfigError(f"{name}: {path!r} is not a URL path (it must start with '/')")
-    return paths
+    return tuple(_check_url_path(name, path) for path in parse_str_list(name, value))
 
 
 @dataclass(frozen=True)
