@@ -9,15 +9,18 @@ are refused wherever they are presented, on open routes too.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from apps.security_app import create_app
+from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_mcp_auth import ROLES, Principal, generate_api_key
+from flask_mcp_auth import ROLES, ConfigError, KeyStore, Principal, generate_api_key
 
 SECRET = "escalation-test-secret"
 READER = "reader-key-b61f0e2d9a"
@@ -148,3 +151,83 @@ def test_rotating_the_signing_secret_invalidates_every_signed_key() -> None:
         assert app.get("/admin", **place).status_code == 401
     new_signed = generate_api_key(ADMIN, "rotated-secret")
     assert app.get("/admin", headers={"X-API-Key": new_signed}).status_code == 200
+
+
+# -- revocation by editing MCP_API_KEYS_FILE, whatever the edit -----------------------------
+
+FILE_KEYS = {READER: KEYS[READER], ADMIN: KEYS[ADMIN]}
+
+
+@dataclass
+class KeyFileServer:
+    path: Path
+    app: Flask
+
+    def edit(self, content: bytes) -> None:
+        """Write the file and make the next request read it (as SIGHUP would)."""
+        self.path.write_bytes(content)
+        with self.app.app_context():
+            self.app.extensions["mcp_auth"].keys.request_reload()
+
+    def status(self, key_id: str) -> int:
+        return self.app.test_client().get("/read", headers={"X-API-Key": key_id}).status_code
+
+
+@pytest.fixture(scope="module")
+def key_file_server(tmp_path_factory: pytest.TempPathFactory) -> KeyFileServer:
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    path.write_text(json.dumps(FILE_KEYS))
+    app = create_app(MCP_API_KEYS_FILE=str(path), MCP_AUTH_FAILURE_LIMIT="off", JWT_SECRET=SECRET)
+    return KeyFileServer(path, app)
+
+
+def edits_of(document: dict[str, Any]) -> st.SearchStrategy[bytes]:
+    text = json.dumps(document)
+    return st.one_of(
+        st.just(text.encode()),
+        st.integers(0, len(text) - 1).map(lambda cut: text[:cut].encode()),  # mid-write
+        st.builds(
+            lambda cut, junk: (text[:cut] + junk + text[cut:]).encode(),
+            st.integers(0, len(text)),
+            st.text(max_size=3),
+        ),
+    )
+
+
+key_file_edits = st.one_of(
+    # Valid stores: both keys, one, none, or a key changed to refuse /read.
+    st.sets(st.sampled_from([READER, ADMIN])).map(
+        lambda kept: json.dumps({k: FILE_KEYS[k] for k in sorted(kept)}).encode()
+    ),
+    st.sets(st.sampled_from([READER, ADMIN])).flatmap(
+        lambda kept: edits_of({k: FILE_KEYS[k] for k in sorted(kept)})
+    ),
+    st.just(json.dumps({READER: {**KEYS[READER], "permissions": []}}).encode()),
+    st.sampled_from([b"", b"   \n", b"{}", b"[]", b"null", b"\xff\xfe{", b'{"a":']),
+    st.binary(max_size=200),
+)
+
+
+@given(content=key_file_edits)
+def test_any_edit_of_the_key_file_revokes_exactly_what_it_removes(
+    key_file_server: KeyFileServer, content: bytes
+) -> None:
+    """A valid edit takes effect on the next request: a removed key is refused at once.
+    A broken, half-written or empty file changes nothing: no key is revoked or let in."""
+    server = key_file_server
+    server.edit(json.dumps(FILE_KEYS).encode())  # the last good store: both keys
+    assert (server.status(READER), server.status(ADMIN)) == (200, 200)
+
+    server.edit(content)
+    try:
+        new_store = KeyStore.load(content, SECRET) if content.strip() else None
+    except ConfigError:
+        new_store = None  # not a store: the last good one stays in force
+    for key_id in (READER, ADMIN):
+        if new_store is None:
+            expected = 200
+        else:
+            key = new_store.find(key_id)
+            reads = key is not None and Principal.from_key(key, "header").has_permission("read")
+            expected = 401 if key is None else 200 if reads else 403
+        assert server.status(key_id) == expected, (key_id, content)
