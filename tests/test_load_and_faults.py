@@ -62,7 +62,7 @@ class LoadKey:
     def entry(self) -> dict[str, object]:
         rate_limit = {"requestsPerMinute": self.per_minute, "requestsPerHour": self.per_hour}
         return {
-            "name": self.key_id.rsplit("-", 1)[0],
+            "name": f"load key {self.per_minute}/min {self.per_hour}/h",
             "role": "user",
             "permissions": ["read"],
             "rateLimit": {k: v for k, v in rate_limit.items() if v is not None},
