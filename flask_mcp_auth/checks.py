@@ -34,6 +34,7 @@ EXPIRED = "expired"
 NO_JWT_SECRET = "no-jwt-secret"
 QUERY_PARAM_ENABLED = "query-param-enabled"
 NO_KEYS = "no-keys"
+ANONYMOUS_ROLE = "anonymous-role"
 
 _SEPARATORS = re.compile(r"[-_.:]+")
 
@@ -153,6 +154,15 @@ def review_settings(ext: MCPAuth) -> list[Finding]:
         else:
             detail = "signed keys can neither be made nor verified; only plain key ids work"
         findings.append(Finding(NO_JWT_SECRET, f"JWT_SECRET is not set: {detail}. Set JWT_SECRET."))
+    if ext.default_role not in (None, "guest"):
+        findings.append(
+            Finding(
+                ANONYMOUS_ROLE,
+                f"MCP_DEFAULT_ROLE is {ext.default_role!r}: callers without a key pass "
+                f"require_role checks up to {ext.default_role!r}. Use 'guest' (or empty to "
+                "refuse anonymous callers) unless that is intended.",
+            )
+        )
     query_param = ext.settings["MCP_API_KEY_QUERY_PARAM"]
     if query_param:
         findings.append(

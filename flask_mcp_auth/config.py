@@ -9,6 +9,7 @@ from ``app.config`` or the constructor may already have the right type.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,44 @@ def parse_passthrough(name: str, value: Any) -> Any:
     return value
 
 
+# RFC 9110 section 5.6.2: a header field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Printable ASCII: what a header value can carry without a 500 from Werkzeug.
+_PRINTABLE = re.compile(r"[ -~]*")
+# RFC 3986 path characters; no '<' or '>', which Flask would read as a URL variable.
+_URL_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+
+def parse_header_name(name: str, value: Any) -> str:
+    text = parse_str(name, value)
+    if not _TOKEN.fullmatch(text):
+        raise ConfigError(f"{name}: {text!r} is not a valid HTTP header name")
+    return text
+
+
+def parse_realm(name: str, value: Any) -> str:
+    # Sent in every 401's WWW-Authenticate header: a newline there made every 401 a 500.
+    text = parse_str(name, value)
+    if not _PRINTABLE.fullmatch(text):
+        raise ConfigError(f"{name}: {text!r} must be printable ASCII (no control characters)")
+    return text
+
+
+def _check_url_path(name: str, path: str) -> str:
+    if not _URL_PATH.fullmatch(path):
+        raise ConfigError(
+            f"{name}: {path!r} is not a URL path (it must start with '/' and hold only "
+            "URL path characters: no spaces, no '<' or '>')"
+        )
+    return path
+
+
+def parse_url_path(name: str, value: Any) -> str:
+    """One URL path; empty means none."""
+    text = parse_str(name, value)
+    return _check_url_path(name, text) if text else text
+
+
 def parse_str_list(name: str, value: Any) -> tuple[str, ...]:
     """A comma-separated string, or a list of strings, as a tuple without blanks."""
     items = value.split(",") if isinstance(value, str) else value
@@ -82,11 +121,7 @@ def parse_oauth_answers(name: str, value: Any) -> frozenset[str]:
 
 
 def parse_paths(name: str, value: Any) -> tuple[str, ...]:
-    paths = parse_str_list(name, value)
-    for path in paths:
-        if not path.startswith("/") or any(ch.isspace() for ch in path):
-            raise ConfigError(f"{name}: {path!r} is not a URL path (it must start with '/')")
-    return paths
+    return tuple(_check_url_path(name, path) for path in parse_str_list(name, value))
 
 
 @dataclass(frozen=True)
@@ -130,7 +165,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_API_KEY_HEADER",
         "api_key_header",
         "X-API-Key",
-        parse_str,
+        parse_header_name,
         "Request header checked first for the key.",
     ),
     Setting(
@@ -159,14 +194,14 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_STATUS_URL",
         "status_url",
         "/mcp/status",
-        parse_str,
+        parse_url_path,
         "Where the status route is mounted. Empty string: no status route.",
     ),
     Setting(
         "MCP_AUTH_REALM",
         "realm",
         "mcp",
-        parse_str,
+        parse_realm,
         "Realm named in the WWW-Authenticate challenge of 401 responses.",
     ),
     Setting(

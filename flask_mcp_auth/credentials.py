@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Request
 from itsdangerous import Signer
@@ -51,20 +52,31 @@ def extract_credential(
             if scheme.lower() == "bearer":
                 return Credential(token.strip(), BEARER)
     if query_param:
-        value = request.args.get(query_param)
+        value = _query_value(request, query_param)
         if value is not None:
             return Credential(value.strip(), QUERY)
     return None
 
 
-def _signer(secret: str) -> Signer:
+def _query_value(request: Request, name: str) -> str | None:
+    try:
+        return request.args.get(name)
+    except UnicodeDecodeError:
+        # Werkzeug decodes the raw query string as strict UTF-8, so one stray byte
+        # (?x=%FF is fine, a raw 0xFF is not) would turn any request into a 500.
+        # Read it leniently instead: a replaced byte never matches a key.
+        query = request.query_string.decode("utf-8", "replace")
+        return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), None)
+
+
+def _signer(secret: str | bytes) -> Signer:
     return Signer(secret, salt=_SALT, digest_method=hashlib.sha256, key_derivation="hmac")
 
 
 class KeySigner:
     """Makes and checks signed keys under one secret."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str | bytes) -> None:
         # itsdangerous derives the HMAC key from secret and salt on every call,
         # and keying an HMAC costs more than hashing a key id (much more with
         # OpenSSL 3's one-shot hmac.digest).  Both are fixed, so build the keyed
@@ -110,7 +122,7 @@ def looks_signed(presented: str) -> bool:
     )
 
 
-def generate_api_key(key_id: str, secret: str) -> str:
+def generate_api_key(key_id: str, secret: str | bytes) -> str:
     """Return the signed form ``mcp_<keyId>_<signature>`` of ``key_id`` under ``secret``."""
     if not key_id:
         raise ValueError("key_id must be a non-empty string")

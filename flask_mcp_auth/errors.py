@@ -42,6 +42,11 @@ JSONRPC_FORBIDDEN = -32003
 JSONRPC_RATE_LIMITED = -32029
 JSONRPC_UNAVAILABLE = -32050
 
+#: Largest body read to find a JSON-RPC id for an error response.  An MCP message
+#: is far smaller; without a bound, an unauthenticated client could make every
+#: 401 or 429 buffer and parse a body of any size.  Larger bodies get plain JSON.
+JSONRPC_PEEK_LIMIT = 1024 * 1024
+
 
 class MCPAuthError(HTTPException):
     """Base of every HTTP error raised by flask-mcp-auth."""
@@ -107,7 +112,15 @@ def _jsonrpc_request_id() -> tuple[Any] | None:
     """
     if not has_request_context() or request.method != "POST":
         return None
-    body = request.get_json(silent=True)
+    length = request.content_length
+    if length is None or length > JSONRPC_PEEK_LIMIT:
+        return None  # unknown (chunked) or too long: not worth reading for an error
+    try:
+        body = request.get_json(silent=True)
+    except (RecursionError, HTTPException):
+        # silent=True only covers ValueError: a deeply nested body, one over
+        # MAX_CONTENT_LENGTH or a dropped connection must still get this error, not a 500.
+        return None
     if isinstance(body, dict) and body.get("jsonrpc") == "2.0":
         msg_id = body.get("id")
         valid_id = isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)

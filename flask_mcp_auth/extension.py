@@ -96,14 +96,15 @@ class MCPAuth:
                 f"expected one of {', '.join(ROLES)} (or empty for no anonymous access)"
             )
         secret = settings["JWT_SECRET"] or app.config.get("SECRET_KEY") or None
+        if secret is not None and not isinstance(secret, (str, bytes)):
+            raise ConfigError(
+                f"SECRET_KEY: expected a string or bytes, got {type(secret).__name__}"
+            )
         if settings["MCP_REQUIRE_SIGNED_KEYS"] and not secret:
             raise ConfigError(
                 "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
                 "set JWT_SECRET (or the app's SECRET_KEY)"
             )
-        status_url = settings["MCP_STATUS_URL"]
-        if status_url and not status_url.startswith("/"):
-            raise ConfigError(f"MCP_STATUS_URL: must start with '/', got {status_url!r}")
         keys = StoreSource.from_settings(settings, secret)
 
         rate_limits = RateLimits.from_settings(app, settings, self._limiter)
@@ -153,7 +154,7 @@ class MCPAuth:
         return self._state().keys
 
     @property
-    def secret(self) -> str | None:
+    def secret(self) -> str | bytes | None:
         return self._state().secret
 
     @property
@@ -310,7 +311,7 @@ class _AppState:
     def __init__(
         self,
         settings: dict[str, Any],
-        secret: str | None,
+        secret: str | bytes | None,
         keys: StoreSource,
         rate_limits: RateLimits | None = None,
     ) -> None:

@@ -40,19 +40,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _secret_bytes(text: str) -> bytes:
+def _secret_bytes(text: str | bytes) -> bytes:
     # Header values arrive as latin-1 decoded str and may hold anything; never raise.
+    # A Flask SECRET_KEY may be bytes (the Flask quickstart's example is).
+    if isinstance(text, bytes):
+        return text
     return text.encode("utf-8", "surrogatepass")
 
 
 @functools.lru_cache(maxsize=4)
-def _keyed_hmac(secret: str) -> hmac.HMAC:
+def _keyed_hmac(secret: str | bytes) -> hmac.HMAC:
     # Keying an HMAC costs more than hashing a key id: key it once per secret
     # (a store of 100,000 keys fingerprints them all at start-up), copy per key.
     return hmac.new(_secret_bytes(secret), digestmod=hashlib.sha256)
 
 
-def fingerprint(key_id: str, secret: str | None = None) -> str:
+def fingerprint(key_id: str, secret: str | bytes | None = None) -> str:
     """A short, non-secret identifier for a key id, the same in every process.
 
     With a secret it is an HMAC, so a log reader cannot test guesses of a
@@ -120,12 +123,14 @@ class KeyStore:
         return self.find(key_id) is not None
 
     @classmethod
-    def load(cls, raw: Any, secret: str | None = None, source: str = SOURCE) -> KeyStore:
+    def load(cls, raw: Any, secret: str | bytes | None = None, source: str = SOURCE) -> KeyStore:
         """Parse and validate a key store (JSON text, or an already-decoded mapping)."""
         return cls(parse_keys(raw, secret, source))
 
 
-def parse_keys(raw: Any, secret: str | None = None, source: str = SOURCE) -> dict[str, APIKey]:
+def parse_keys(
+    raw: Any, secret: str | bytes | None = None, source: str = SOURCE
+) -> dict[str, APIKey]:
     """Validate ``raw`` and return {key id: APIKey}; raise ConfigError naming entry and field."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
@@ -147,7 +152,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse_document(raw: Any, secret: str | None, source: str) -> dict[str, APIKey]:
+def _parse_document(raw: Any, secret: str | bytes | None, source: str) -> dict[str, APIKey]:
     document = _decode_json(raw, source) if isinstance(raw, (str, bytes)) else raw
     if not isinstance(document, Mapping):
         raise ConfigError(
@@ -238,7 +243,7 @@ def _parse_entry(
     key_id: Any,
     entry: Any,
     position: int,
-    secret: str | None,
+    secret: str | bytes | None,
     source: str,
     permission_sets: dict[frozenset[str], frozenset[str]],
 ) -> APIKey:
@@ -335,7 +340,10 @@ def _parse_expiry(value: Any, fail: Any) -> datetime | None:
         raise fail("expiresAt", f"{problem}; got {value!r}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise fail("expiresAt", f"{problem}; {value!r} has no timezone")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise fail("expiresAt", f"{value!r} is out of range in UTC") from None
 
 
 def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:

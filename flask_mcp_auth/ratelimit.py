@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import sys
 import time
 import warnings
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, after_this_request, request
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, parse_many
+from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
@@ -61,12 +63,20 @@ def parse_limits(name: str, value: str) -> tuple[RateLimitItem, ...]:
     if not value or value.strip().lower() in ("off", "none"):
         return ()
     try:
-        return tuple(parse_many(value))
+        items = tuple(parse_many(value))
     except ValueError as exc:
         raise ConfigError(
             f"{name}: {value!r} is not a rate limit string; expected e.g. "
             f"'100 per minute' or '100/minute;1000/hour' ({exc})"
         ) from None
+    if any(item.amount < 1 for item in items):
+        # '0 per minute' refuses every request it applies to (as a failure limit, every
+        # key too); a key's own rateLimit must be positive for the same reason.
+        raise ConfigError(
+            f"{name}: {value!r} allows no request at all; give a positive amount, "
+            "or leave it empty (or 'off') for no limit"
+        )
+    return items
 
 
 def key_limits(per_minute: int | None, per_hour: int | None) -> tuple[RateLimitItem, ...]:
@@ -572,7 +582,12 @@ def create_limiter(app: Flask, storage_uri: str) -> Limiter:
     # RATELIMIT_ENABLED switches flask-limiter's own limits; these are switched by their settings.
     holder.config.pop("RATELIMIT_ENABLED", None)
     limiter = Limiter(_client_address)
-    limiter.init_app(holder)
+    try:
+        limiter.init_app(holder)
+    except LimitsConfigurationError as exc:  # e.g. an unknown storage scheme or strategy
+        # The message may quote the storage URI: keep its password out of start-up logs.
+        reason = re.sub(r"//[^/@\s]*@", "//***@", str(exc))
+        raise ConfigError(f"rate-limit storage (RATELIMIT_*): {reason}") from None
     return limiter
 
 

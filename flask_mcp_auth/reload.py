@@ -72,7 +72,7 @@ class StoreSource:
         inline: Any = None,
         path: str | os.PathLike[str] | None = None,
         *,
-        secret: str | None = None,
+        secret: str | bytes | None = None,
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -106,7 +106,7 @@ class StoreSource:
         _watched.add(self)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], secret: str | None) -> StoreSource:
+    def from_settings(cls, settings: Mapping[str, Any], secret: str | bytes | None) -> StoreSource:
         """Load the keys ``init_app`` resolved, warn about them, and hook up SIGHUP."""
         source = cls(
             settings["MCP_API_KEYS"],

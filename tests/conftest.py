@@ -11,8 +11,9 @@ from flask import Flask
 
 from flask_mcp_auth import MCPAuth
 
-# Real redis-server and gunicorn fixtures (tests/redis_fixtures.py).
-pytest_plugins = ["redis_fixtures"]
+# Real redis-server and gunicorn fixtures (tests/redis_fixtures.py); hypothesis
+# profiles (HYPOTHESIS_PROFILE=ci|long, tests/hypothesis_profiles.py).
+pytest_plugins = ["redis_fixtures", "hypothesis_profiles"]
 
 # The Quick Setup document from the user's guide, verbatim.
 SEED_KEYS = {

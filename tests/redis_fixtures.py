@@ -106,10 +106,15 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 class Gunicorn:
-    """gunicorn serving tests/apps/ratelimit_app.py on a free loopback port."""
+    """gunicorn serving an app of tests/apps (ratelimit_app.py unless told) on loopback."""
 
     def __init__(
-        self, workers: int, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
+        self,
+        workers: int,
+        env: Mapping[str, str],
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+        app: str = "ratelimit_app:create_app()",
     ) -> None:
         self.port = free_port()
         self.log_path = log_path
@@ -129,7 +134,7 @@ class Gunicorn:
                 "--graceful-timeout",
                 "2",
                 *extra_args,
-                "ratelimit_app:create_app()",
+                app,
             ],
             env=child_env,
             cwd=str(REPO),
@@ -173,11 +178,17 @@ class Gunicorn:
 
 @pytest.fixture
 def start_gunicorn(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Call start_gunicorn(workers, env[, extra_args]) for a ready server; all stop at the end."""
+    """start_gunicorn(workers, env[, extra_args, app]) gives a ready server; all stop at the end."""
     servers: list[Gunicorn] = []
 
-    def start(workers: int, env: Mapping[str, str], extra_args: Sequence[str] = ()) -> Gunicorn:
-        server = Gunicorn(workers, env, tmp_path / f"gunicorn-{len(servers)}.log", extra_args)
+    def start(
+        workers: int,
+        env: Mapping[str, str],
+        extra_args: Sequence[str] = (),
+        app: str = "ratelimit_app:create_app()",
+    ) -> Gunicorn:
+        log_path = tmp_path / f"gunicorn-{len(servers)}.log"
+        server = Gunicorn(workers, env, log_path, extra_args, app)
         servers.append(server)
         return server
 

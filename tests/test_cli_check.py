@@ -83,6 +83,7 @@ def test_a_clean_configuration_exits_0_even_with_strict(make_app):
         ({"JWT_SECRET": None}, "no-jwt-secret", "only plain key ids work"),
         ({"MCP_API_KEY_QUERY_PARAM": None}, "query-param-enabled", "'api_key' query parameter"),
         ({"MCP_API_KEY_QUERY_PARAM": "token"}, "query-param-enabled", "'token' query parameter"),
+        ({"MCP_DEFAULT_ROLE": "developer"}, "anonymous-role", "up to 'developer'"),
     ],
 )
 def test_each_best_practice_warning(make_app, changes, code, text):
@@ -263,3 +264,8 @@ def test_flask_command_line_checks_an_app_whose_factory_fails(tmp_path):
 def test_a_default_rate_limit_covers_keys_without_their_own(make_app):
     app = clean_app(make_app, drop=("rateLimit",), MCP_DEFAULT_RATE_LIMIT="60/minute")
     assert warning_codes(app) == []
+
+
+@pytest.mark.parametrize("role", ["guest", ""])
+def test_guest_or_no_anonymous_access_is_not_reported(make_app, role):
+    assert warning_codes(clean_app(make_app, MCP_DEFAULT_ROLE=role)) == []
