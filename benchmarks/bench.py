@@ -966,7 +966,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=100_000, help="key count for the scaling rows")
     parser.add_argument("--probes", type=int, default=3, help="fresh processes per key count")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--wrk-rounds", type=int, default=3, help="wrk runs per stack")
+    parser.add_argument("--wrk-rounds", type=int, default=4, help="wrk runs per stack")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--no-gunicorn", action="store_true", help="skip the throughput part")
     parser.add_argument(
