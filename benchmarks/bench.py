@@ -276,15 +276,31 @@ def resident_kib() -> int:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
+def key_file(key_count: int, workdir: Path) -> Path:
+    """A key store of ``key_count`` keys as a JSON file, written once per run."""
+    path = workdir / f"keys-{key_count}.json"
+    if not path.exists():
+        path.write_text(stacks.key_store(key_count, rate_limited=stacks.HAS_FULL))
+    return path
+
+
 def probe_memory(key_count: int, workdir: Path) -> dict[str, Any]:
     """Build the full configuration (or auth only, if that is all there is) with
-    ``key_count`` keys in this process, answer one request, report load time and RSS."""
-    keys = stacks.key_store(key_count, rate_limited=stacks.HAS_FULL)
+    ``key_count`` keys in this process, answer one request, report load time and RSS.
+
+    The keys come from a file the parent wrote, as a worker would get them: through
+    MCP_API_KEYS_FILE where it exists, else as the MCP_API_KEYS text.
+    """
+    path = key_file(key_count, workdir)
     started = time.process_time()
-    if stacks.HAS_FULL:
-        app = stacks.mcp_full(str(workdir / f"probe-{key_count}.log"), keys=keys)
+    if stacks.HAS_KEY_FILE:
+        source: dict[str, str] = {"keys_file": str(path)}
     else:
-        app = stacks.mcp_auth_only(keys=keys)
+        source = {"keys": path.read_text()}
+    if stacks.HAS_FULL:
+        app = stacks.mcp_full(str(workdir / f"probe-{key_count}.log"), **source)
+    else:
+        app = stacks.mcp_auth_only(**source)
     load_seconds = time.process_time() - started
     expect_ok(app, make_environ({stacks.HEADER: stacks.API_KEY}))
     gc.collect()
@@ -292,6 +308,7 @@ def probe_memory(key_count: int, workdir: Path) -> dict[str, Any]:
 
 
 def run_probe(key_count: int, workdir: Path) -> dict[str, Any]:
+    key_file(key_count, workdir)
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -745,6 +762,9 @@ def gunicorn_cells(results: Results, name: str) -> list[str]:
     return [f"{rps:,.0f}", ratio_text(gunicorn_ratio(results, name))]
 
 
+KEY_SOURCE = "a key file (`MCP_API_KEYS_FILE`)" if stacks.HAS_KEY_FILE else "`MCP_API_KEYS` JSON"
+
+
 def scaling_lines(results: Results) -> list[str]:
     scaling = results.scaling
     if scaling is None:
@@ -762,13 +782,13 @@ def scaling_lines(results: Results) -> list[str]:
     delta_mib = (scaling.rss_many_kib - scaling.rss_few_kib) / 1024
     lines += [
         f"- Start-up ({scaling.configuration} configuration): loading {scaling.many_keys:,} keys "
-        f"from `MCP_API_KEYS` JSON takes {scaling.load_seconds:.2f} s of CPU time "
+        f"from {KEY_SOURCE} takes {scaling.load_seconds:.2f} s of CPU time "
         "(best of the probes).",
         f"- Resident memory of a fresh process serving the {scaling.configuration} configuration "
         f"(what each gunicorn worker holds): {scaling.rss_few_kib / 1024:.1f} MiB with 10 keys, "
         f"{scaling.rss_many_kib / 1024:.1f} MiB with {scaling.many_keys:,} keys "
-        f"(+{delta_mib:.1f} MiB, {delta_mib * 1024 * 1024 / scaling.many_keys:.0f} bytes a key, "
-        "including the JSON text kept in app.config).",
+        f"(+{delta_mib:.1f} MiB, {delta_mib * 1024 * 1024 / scaling.many_keys:.0f} bytes a key"
+        f"{'' if stacks.HAS_KEY_FILE else ', including the JSON text kept in app.config'}).",
     ]
     return lines
 

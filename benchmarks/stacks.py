@@ -41,6 +41,9 @@ SETTING_NAMES = frozenset(setting.name for setting in SETTINGS)
 HAS_RATE_LIMITS = "MCP_DEFAULT_RATE_LIMIT" in SETTING_NAMES
 HAS_AUDIT = "MCP_AUDIT_LOG" in SETTING_NAMES
 HAS_FULL = HAS_RATE_LIMITS and HAS_AUDIT
+#: Keys from a file (the way to ship a large store: an environment variable passed
+#: to a new process holds at most 128 KiB on Linux).
+HAS_KEY_FILE = "MCP_API_KEYS_FILE" in SETTING_NAMES
 FULL_MISSING = "needs the rate-limit (issue 4) and audit (issue 5) features in flask_mcp_auth"
 
 
@@ -144,10 +147,17 @@ def key_store(count: int, *, rate_limited: bool) -> str:
     return json.dumps(keys)
 
 
-def mcp_auth_only(keys: str | None = None) -> Flask:
+def _keys_config(app: Flask, keys: str | None, keys_file: str | None, rate_limited: bool) -> None:
+    if keys_file is not None:
+        app.config["MCP_API_KEYS_FILE"] = keys_file
+    else:
+        app.config["MCP_API_KEYS"] = keys or key_store(10, rate_limited=rate_limited)
+
+
+def mcp_auth_only(keys: str | None = None, keys_file: str | None = None) -> Flask:
     """flask-mcp-auth: signed key, no rate limits, audit off."""
     app = Flask("bench_mcp_auth_only")
-    app.config["MCP_API_KEYS"] = keys or key_store(10, rate_limited=False)
+    _keys_config(app, keys, keys_file, rate_limited=False)
     app.config["JWT_SECRET"] = SECRET
     app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
     if HAS_RATE_LIMITS:
@@ -160,12 +170,17 @@ def mcp_auth_only(keys: str | None = None) -> Flask:
     return app
 
 
-def mcp_full(audit_path: str, storage_uri: str = "memory://", keys: str | None = None) -> Flask:
+def mcp_full(
+    audit_path: str,
+    storage_uri: str = "memory://",
+    keys: str | None = None,
+    keys_file: str | None = None,
+) -> Flask:
     """flask-mcp-auth: signed key, minute + hour limits, audit line to a file."""
     if not HAS_FULL:
         raise RuntimeError(FULL_MISSING)
     app = Flask("bench_mcp_full")
-    app.config["MCP_API_KEYS"] = keys or key_store(10, rate_limited=True)
+    _keys_config(app, keys, keys_file, rate_limited=True)
     app.config["JWT_SECRET"] = SECRET
     app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
