@@ -957,7 +957,8 @@ def render(results: Results) -> tuple[str, str]:
             "destination is process-wide, so in process both full rows write to the same file.",
             "- **Scaling**: the full configuration with `--keys` keys (the presented key is one "
             "of them); load time and resident memory come from fresh processes that build the "
-            "app from `MCP_API_KEYS` JSON and answer one request.",
+            f"app with keys from {KEY_SOURCE} (written beforehand by the parent process) and "
+            "answer one request.",
             "- **Gunicorn**: each stack in its own `gunicorn --workers 2` on 127.0.0.1, all "
             "started before the first measurement, warmed for a second each, then measured "
             "round by round in rotating order; a private `redis-server` on a free port serves "
