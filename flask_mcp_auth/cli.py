@@ -272,20 +272,26 @@ def generate_key(
             + ". Keep MCP_API_KEYS secret, or set MCP_REQUIRE_SIGNED_KEYS=true.",
             err=True,
         )
+    # With a key file, new keys go there: it is the source that reloads without a restart.
+    target = "MCP_API_KEYS_FILE" if ext.settings["MCP_API_KEYS_FILE"] else "MCP_API_KEYS"
     if merge:
-        document = _current_document(ext)
+        document = _current_document(ext, target)
         document[key_id] = entry
         click.echo(f"API key (shown once, store it now):\n  {signed_key}", err=True)
         click.echo(json.dumps(document, indent=2))
         return
     click.echo(f"API key (shown once, store it now):\n  {signed_key}\n")
-    click.echo("Add this entry to MCP_API_KEYS:")
+    click.echo(f"Add this entry to {target}:")
     click.echo(json.dumps({key_id: entry}, indent=2))
 
 
-def _current_document(ext: MCPAuth) -> dict[str, Any]:
-    """The MCP_API_KEYS document in use, as a mutable dict in its original order."""
-    raw = ext.settings["MCP_API_KEYS"]
+def _current_document(ext: MCPAuth, source: str) -> dict[str, Any]:
+    """The document of ``source`` (MCP_API_KEYS, or the file MCP_API_KEYS_FILE names)
+    as start-up read it, as a mutable dict in its original order."""
+    raw = ext.settings[source]
+    if source == "MCP_API_KEYS_FILE":
+        with open(raw, encoding="utf-8") as handle:
+            raw = handle.read()
     if raw is None or (isinstance(raw, (str, bytes)) and not raw.strip()):
         return {}
     if isinstance(raw, (str, bytes)):

@@ -200,3 +200,23 @@ def test_parse_expiry_forms(text, expected):
 def test_parse_expiry_rejects_past_and_malformed_values(text):
     with pytest.raises(ValueError):
         parse_expiry(text, NOW)
+
+
+def test_merge_with_a_key_file_merges_into_the_file(make_app, tmp_path):
+    """With MCP_API_KEYS_FILE set, the printed document is the file's plus the new entry,
+    so writing it back to the file can never drop the keys the file already held."""
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(json.dumps({"file-key-0123456789abcdef": {"name": "From file"}}))
+    app = make_app(JWT_SECRET=SECRET, MCP_API_KEYS_FILE=str(key_file))
+    result = run_cli(app, "generate-key", "added-key", "--name", "Added", "--merge")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert list(document) == ["file-key-0123456789abcdef", "added-key"]  # not the env keys
+
+    key_file.write_text(result.stdout)
+    reloaded = make_app(JWT_SECRET=SECRET, MCP_API_KEYS_FILE=str(key_file)).test_client()
+    key = SIGNED_KEY.search(result.stderr).group(1)
+    assert reloaded.get("/mcp/status", headers={"X-API-Key": key}).get_json()["authenticated"]
+
+    plain = run_cli(app, "generate-key", "another-key")
+    assert "Add this entry to MCP_API_KEYS_FILE:" in plain.stdout
