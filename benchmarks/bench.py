@@ -241,6 +241,13 @@ def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
             (*full_checks, expect_audit_line(many_audit)),
             no_full,
         ),
+        Stack(
+            "mcp_auth_many",
+            f"flask-mcp-auth, authentication only, {many_keys:,} keys",
+            lambda: stacks.mcp_auth_only(keys=stacks.key_store(many_keys, rate_limited=False)),
+            "per-key lookups alone",
+            authenticating,
+        ),
         Stack("bare_control", "bare Flask again (control)", stacks.bare, "1.00", (expect_ok,)),
     ]
 
@@ -779,6 +786,13 @@ def scaling_lines(results: Results) -> list[str]:
         )
     else:
         lines.append(f"- Request cost with {scaling.many_keys:,} keys: n/a — {stacks.FULL_MISSING}")
+    auth_few, auth_many = by_name["mcp_auth"], by_name["mcp_auth_many"]
+    if auth_few.samples and auth_many.samples:
+        lines.append(
+            f"- Request cost, authentication only (the per-key lookups without the noise of "
+            f"the memory storage's timer thread), {scaling.many_keys:,} keys vs 10 keys: "
+            f"{auth_many.best / auth_few.best:.3f}x"
+        )
     delta_mib = (scaling.rss_many_kib - scaling.rss_few_kib) / 1024
     lines += [
         f"- Start-up ({scaling.configuration} configuration): loading {scaling.many_keys:,} keys "

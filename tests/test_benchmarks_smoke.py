@@ -27,6 +27,7 @@ IN_PROCESS_ROWS = (
     "flask-mcp-auth, authentication only",
     "flask-mcp-auth full (limits + audit), 10 keys",
     "flask-mcp-auth full, 1,000 keys",
+    "flask-mcp-auth, authentication only, 1,000 keys",
     "bare Flask again (control)",
 )
 GUNICORN_ROWS = (
@@ -86,6 +87,7 @@ def test_every_row_is_printed_and_written(smoke_run: tuple[str, str]) -> None:
 def test_measured_rows_have_numbers(smoke_run: tuple[str, str]) -> None:
     rows = table_rows(smoke_run[1])
     measured = ["bare Flask", "bare Flask again (control)", "flask-mcp-auth, authentication only"]
+    measured.append("flask-mcp-auth, authentication only, 1,000 keys")
     measured.append("flask-limiter, key_func on the header, minute + hour limits")
     if importlib.util.find_spec("flask_httpauth") is not None:
         measured += HTTPAUTH_ROWS
