@@ -53,6 +53,8 @@ OFF = "off"
 
 #: How often (seconds) a failing audit destination is reported.
 FAILURE_REPORT_INTERVAL = 60.0
+#: How often (seconds) an audit file is checked for rotation (renamed or deleted).
+ROTATION_CHECK_INTERVAL = 1.0
 
 
 # -- where the lines go ---------------------------------------------------------
@@ -128,10 +130,21 @@ class _AuditStreamHandler(_OwnedHandler, StderrHandler):
 
 
 class _AuditFileHandler(_OwnedHandler, WatchedFileHandler):
-    """Appends to a file; reopens it after log rotation, retries opening after a failure."""
+    """Appends to a file; reopens it after log rotation, retries opening after a failure.
+
+    Rotation is checked (a ``stat`` of the path) at most every
+    ROTATION_CHECK_INTERVAL seconds, not for every line, where it cost about
+    as much as the rest of the write.  Lines written in between still land,
+    in the file that was just renamed.
+    """
+
+    _next_rotation_check = 0.0
 
     def _write_line(self, line: str) -> None:
-        self.reopenIfNeeded()
+        now = time.monotonic()
+        if now >= self._next_rotation_check:
+            self._next_rotation_check = now + ROTATION_CHECK_INTERVAL
+            self.reopenIfNeeded()
         if self.stream is None:
             self.stream = self._open()
         self.stream.write(line + "\n")
@@ -257,6 +270,10 @@ def _finish_request(response: Response) -> Response:
     return response
 
 
+# One compact encoder for every line: json.dumps(..., separators=...) builds a new
+# JSONEncoder per call.
+_encode_line = json.JSONEncoder(separators=(",", ":")).encode
+
 _second_prefix: tuple[int, str] = (0, "")
 
 
@@ -289,7 +306,7 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
     key = principal.key if authenticated else (error.key if error is not None else None)
     started = state.get("mcp_audit_started")
     req = request._get_current_object()  # type: ignore[attr-defined]
-    return json.dumps(
+    return _encode_line(
         {
             "ts": _timestamp(),
             "event": event,
@@ -308,7 +325,6 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
                 round((time.perf_counter() - started) * 1000, 3) if started is not None else None
             ),
         },
-        separators=(",", ":"),
     )
 
 

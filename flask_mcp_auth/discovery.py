@@ -25,10 +25,10 @@ no key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
+from flask import request
 from werkzeug.exceptions import NotFound
 from werkzeug.sansio.response import Response
 
@@ -119,12 +119,16 @@ def discovery_answer(ext: MCPAuth, kind: str) -> OAuthNotSupported:
     return OAuthNotSupported(message, data=data)
 
 
-def install_discovery_answers(app: Flask, ext: MCPAuth) -> None:
-    """Register the hook that answers OAuth URLs no route of the app serves."""
+def discovery_responder(ext: MCPAuth) -> Callable[[], Response | None] | None:
+    """The function that answers OAuth URLs no route of the app serves; None when off.
+
+    The authentication hook calls it first, only for requests routing matched
+    to no rule, so requests to the app's routes pay nothing for it.
+    """
     answers: frozenset[str] = ext.settings["MCP_OAUTH_DISCOVERY_ANSWERS"]
     login_paths = frozenset(ext.settings["MCP_OAUTH_LOGIN_PATHS"])
     if not answers and not login_paths:
-        return
+        return None
 
     def answer_oauth_discovery() -> Response | None:
         # Only where routing found nothing (not a 405, not a redirect): the
@@ -136,4 +140,4 @@ def install_discovery_answers(app: Flask, ext: MCPAuth) -> None:
             return None
         return discovery_answer(ext, kind).get_response()
 
-    app.before_request(answer_oauth_discovery)
+    return answer_oauth_discovery

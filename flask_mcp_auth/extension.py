@@ -16,16 +16,18 @@ from .config import SETTINGS, check_options, resolve_settings
 from .credentials import Credential, KeySigner, extract_credential, looks_signed
 from .debug import configure_debug
 from .decorators import check_permissions, enforce, require_permission, require_role
-from .discovery import install_discovery_answers
+from .discovery import discovery_responder
 from .errors import APIKeyExpired, AuthenticationError, ConfigError, InvalidAPIKey, MissingAPIKey
 from .keystore import KeyStore
 from .principal import ROLES, Principal, check_role
 from .ratelimit import RateLimits
 from .redaction import install_redaction
 from .reload import StoreSource
+from .verified import VerifiedCredentials
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
+    from werkzeug.sansio.response import Response
 
 log = logging.getLogger("flask_mcp_auth")
 request_log = logging.getLogger("flask_mcp_auth.request")
@@ -114,11 +116,10 @@ class MCPAuth:
         install_redaction(state.query_param, state.header)
         # Before the authentication hook, so the audit timing covers it.
         install_audit(app, settings["MCP_AUDIT_LOG"])
-        # Before the authentication hook: OAuth discovery answers need no key.
-        install_discovery_answers(app, self)
+        # Called by the authentication hook first: OAuth discovery answers need no key.
+        state.answer_discovery = discovery_responder(self)
         # The hook is bound to this app's state: no per-request lookup.
         app.before_request(functools.partial(self._authenticate_request, state))
-        app.after_request(rate_limits.inject_headers)
 
         from .cli import mcp_auth_cli  # the CLI imports this module
 
@@ -228,41 +229,61 @@ class MCPAuth:
 
     # -- per request ------------------------------------------------------------
 
-    def _authenticate_request(self, state: _AppState) -> None:
+    def _authenticate_request(self, state: _AppState) -> Response | None:
         # extract -> resolve -> throttle -> authorize; the view and its decorators follow.
-        if request.method == "OPTIONS":
-            g.mcp_principal = state.anonymous
-            return
+        # One context lookup each for the request and g, instead of one per attribute
+        # through their proxies (g's attributes are its __dict__).
+        current_request = request._get_current_object()  # type: ignore[attr-defined]
+        if current_request.url_rule is None and state.answer_discovery is not None:
+            answer = state.answer_discovery()  # an OAuth URL the app does not serve
+            if answer is not None:
+                return answer
+        request_globals = vars(g._get_current_object())
+        if current_request.method == "OPTIONS":
+            request_globals["mcp_principal"] = state.anonymous
+            return None
         credential = extract_credential(
-            request, state.header, state.accept_bearer, state.query_param
+            current_request, state.header, state.accept_bearer, state.query_param
         )
         if credential is None:
-            principal = g.mcp_principal = state.anonymous
+            principal = request_globals["mcp_principal"] = state.anonymous
             request_log.debug("no credential: anonymous, role %s", principal.role)
             state.rate_limits.check_anonymous()
         else:
-            g.mcp_credential_source = credential.source  # for the audit log, even on failure
+            # For the audit log, even on failure.
+            request_globals["mcp_credential_source"] = credential.source
             try:
                 principal = self._resolve(credential, state)
             except AuthenticationError as refused:
                 state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
                 raise
-            g.mcp_principal = principal
+            request_globals["mcp_principal"] = principal
             state.rate_limits.check_key(principal.key)
         self._authorize(principal)
+        return None
 
     def authenticate(self, credential: Credential) -> Principal:
         """Resolve a presented credential to a principal, or raise a 401 error."""
         return self._resolve(credential, self._state())
 
     def _resolve(self, credential: Credential, state: _AppState) -> Principal:
-        key_id = self._key_id_of(credential.value, state)
-        key = state.store.find(key_id) if key_id is not None else None
-        if key is None:
-            request_log.debug(
-                "credential from %s: unknown or badly signed key: 401", credential.source
-            )
-            raise InvalidAPIKey()
+        store = state.store
+        verified = state.verified
+        if verified.store is not store:  # the key store was reloaded: forget the old one
+            verified = state.verified = VerifiedCredentials(store)
+        principal = verified.get(credential)
+        if principal is None:
+            key_id = self._key_id_of(credential.value, state)
+            key = store.find(key_id) if key_id is not None else None
+            if key is None:
+                request_log.debug(
+                    "credential from %s: unknown or badly signed key: 401", credential.source
+                )
+                raise InvalidAPIKey()
+            principal = Principal.from_key(key, credential.source)
+            verified.add(credential, principal)
+        key = principal.key
+        assert key is not None  # a principal built from a key
         if key.is_expired():
             request_log.debug(
                 "credential from %s: key %s expired: 401", credential.source, key.label
@@ -271,7 +292,7 @@ class MCPAuth:
         request_log.debug(
             "credential from %s: key %s, role %s", credential.source, key.label, key.role
         )
-        return Principal.from_key(key, credential.source)
+        return principal
 
     def _key_id_of(self, presented: str, state: _AppState) -> str | None:
         """The key id a presented value claims, checking a signature if it has one."""
@@ -299,6 +320,9 @@ class _AppState:
         self.secret = secret
         self.signer = KeySigner(secret) if secret else None
         self.keys = keys
+        #: Principals of credentials already verified against the store in force;
+        #: replaced (in _resolve) when the store is.
+        self.verified = VerifiedCredentials(keys.current())
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None
         self.realm: str = settings["MCP_AUTH_REALM"]
         self.header: str = settings["MCP_API_KEY_HEADER"]
@@ -306,6 +330,8 @@ class _AppState:
         self.query_param: str = settings["MCP_API_KEY_QUERY_PARAM"]
         self.plain_allowed: bool = not settings["MCP_REQUIRE_SIGNED_KEYS"]
         self.anonymous = Principal.anonymous(self.default_role)
+        #: Answers OAuth URLs the app does not serve (None: switched off).
+        self.answer_discovery: Callable[[], Response | None] | None = None
 
     @property
     def store(self) -> KeyStore:

@@ -16,6 +16,7 @@ and failed attempts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, after_this_request, request
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, parse_many
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, RedisStorage, Storage
@@ -428,16 +429,6 @@ class RateLimits:
             if window.remaining <= 0:
                 raise _locked_out(window.reset_at)
 
-    def inject_headers(self, response: Response) -> Response:
-        """after_request: X-RateLimit-* for requests counted against a limit."""
-        window: Window | None = g.get("_mcp_rate_window")
-        if window is not None:
-            headers = response.headers
-            headers.add(_HEADER_LIMIT, str(window.item.amount))
-            headers.add(_HEADER_REMAINING, str(max(window.remaining, 0)))
-            headers.add(_HEADER_RESET, str(math.ceil(window.reset_at)))
-        return response
-
     def window_stats(self, principal: Principal) -> list[dict[str, Any]]:
         """For the status route: each window of the caller, read without counting a hit."""
         if principal.is_authenticated and principal.key is not None:
@@ -473,7 +464,8 @@ class RateLimits:
         if not windows:
             return False
         reported = windows[-1] if windows[-1].breached else min(windows, key=_closeness)
-        g._mcp_rate_window = reported
+        # A hook for this response only: requests that no limit counted pay nothing.
+        after_this_request(functools.partial(_add_headers, reported))
         return reported.breached
 
     def _with_storage(self, operation: Callable[[Counter], Any]) -> Any:
@@ -510,6 +502,15 @@ class RateLimits:
             else "counting in this process's memory until it is back"
         )
         log.error("rate-limit storage unavailable (%s: %s); %s", type(exc).__name__, exc, mode)
+
+
+def _add_headers(window: Window, response: Response) -> Response:
+    """X-RateLimit-* on the response (success or 429) of a request counted against a limit."""
+    headers = response.headers
+    headers.add(_HEADER_LIMIT, str(window.item.amount))
+    headers.add(_HEADER_REMAINING, str(max(window.remaining, 0)))
+    headers.add(_HEADER_RESET, str(math.ceil(window.reset_at)))
+    return response
 
 
 def _locked_out(reset_at: float) -> TooManyFailedAttempts:

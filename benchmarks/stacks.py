@@ -1,0 +1,201 @@
+"""The Flask applications the benchmark compares, one builder per stack.
+
+Every stack serves the same trivial JSON route, ``GET /data``, and (where it
+authenticates at all) expects the same key in ``X-API-Key``.  The builders are
+shared by the in-process measurements (``bench.py``) and by gunicorn, which
+loads them as ``stacks:wsgi_app("<stack>", ...)``.
+
+The hand-assembled stacks are written the way their documentation shows:
+Flask-HTTPAuth's ``HTTPTokenAuth`` with a dictionary lookup, flask-limiter with
+a ``key_func`` that reads the header, and an ``after_request`` hook that writes
+one JSON line through a ``logging.FileHandler``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter
+
+from flask_mcp_auth import MCPAuth, generate_api_key
+from flask_mcp_auth.config import SETTINGS
+
+SECRET = "benchmark-signing-secret"
+KEY_ID = "bench-key-000000"
+API_KEY = generate_api_key(KEY_ID, SECRET)
+HEADER = "X-API-Key"
+ROUTE = "/data"
+
+# High enough never to trigger, however long a run lasts.
+PER_MINUTE = 1_000_000_000
+PER_HOUR = 10_000_000_000
+
+SETTING_NAMES = frozenset(setting.name for setting in SETTINGS)
+#: Issue 4 (per-key rate limits) and issue 5 (audit log) each add these settings;
+#: the full configuration can only be measured once both exist.
+HAS_RATE_LIMITS = "MCP_DEFAULT_RATE_LIMIT" in SETTING_NAMES
+HAS_AUDIT = "MCP_AUDIT_LOG" in SETTING_NAMES
+HAS_FULL = HAS_RATE_LIMITS and HAS_AUDIT
+#: Keys from a file (the way to ship a large store: an environment variable passed
+#: to a new process holds at most 128 KiB on Linux).
+HAS_KEY_FILE = "MCP_API_KEYS_FILE" in SETTING_NAMES
+FULL_MISSING = "needs the rate-limit (issue 4) and audit (issue 5) features in flask_mcp_auth"
+
+
+def _add_route(app: Flask, decorate: Callable[[Any], Any] | None = None) -> None:
+    def data() -> dict[str, Any]:
+        return {"ok": True}
+
+    app.add_url_rule(ROUTE, "data", decorate(data) if decorate else data, methods=["GET"])
+
+
+def bare() -> Flask:
+    app = Flask("bench_bare")
+    _add_route(app)
+    return app
+
+
+def _token_auth() -> Any:
+    from flask_httpauth import HTTPTokenAuth
+
+    users = {API_KEY: "bench-user"}
+    auth = HTTPTokenAuth(header=HEADER)
+
+    @auth.verify_token
+    def verify_token(token: str) -> str | None:
+        return users.get(token)
+
+    return auth
+
+
+def httpauth() -> Flask:
+    app = Flask("bench_httpauth")
+    _add_route(app, _token_auth().login_required)
+    return app
+
+
+def _header_limiter(app: Flask, storage_uri: str) -> Limiter:
+    return Limiter(
+        lambda: request.headers.get(HEADER, ""),
+        app=app,
+        default_limits=[f"{PER_MINUTE} per minute", f"{PER_HOUR} per hour"],
+        storage_uri=storage_uri,
+        strategy="fixed-window",
+    )
+
+
+def limiter(storage_uri: str = "memory://") -> Flask:
+    app = Flask("bench_limiter")
+    _header_limiter(app, storage_uri)
+    _add_route(app)
+    return app
+
+
+def _audit_logger(path: str) -> logging.Logger:
+    audit = logging.getLogger(f"bench.audit.{path}")
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+    if not audit.handlers:
+        audit.addHandler(logging.FileHandler(path))
+    return audit
+
+
+def hand_assembled(audit_path: str, storage_uri: str = "memory://") -> Flask:
+    """Flask-HTTPAuth + flask-limiter + one JSON audit line per request."""
+    app = Flask("bench_hand")
+    auth = _token_auth()
+    _header_limiter(app, storage_uri)
+    audit = _audit_logger(audit_path)
+
+    @app.after_request
+    def audit_line(response: Response) -> Response:
+        audit.info(
+            json.dumps(
+                {
+                    "ts": datetime.now(UTC).isoformat(),
+                    "event": "request",
+                    "user": auth.current_user(),
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "remote_addr": request.remote_addr,
+                }
+            )
+        )
+        return response
+
+    _add_route(app, auth.login_required)
+    return app
+
+
+def key_store(count: int, *, rate_limited: bool) -> str:
+    """``MCP_API_KEYS`` text with ``count`` keys; KEY_ID is the first of them."""
+    entry: dict[str, Any] = {
+        "name": "Benchmark key",
+        "userId": "bench-user",
+        "role": "user",
+        "permissions": ["*"],
+    }
+    if rate_limited:
+        entry["rateLimit"] = {"requestsPerMinute": PER_MINUTE, "requestsPerHour": PER_HOUR}
+    keys = {f"bench-key-{i:06d}": dict(entry, name=f"Benchmark key {i}") for i in range(count)}
+    return json.dumps(keys)
+
+
+def _keys_config(app: Flask, keys: str | None, keys_file: str | None, rate_limited: bool) -> None:
+    if keys_file is not None:
+        app.config["MCP_API_KEYS_FILE"] = keys_file
+    else:
+        app.config["MCP_API_KEYS"] = keys or key_store(10, rate_limited=rate_limited)
+
+
+def mcp_auth_only(keys: str | None = None, keys_file: str | None = None) -> Flask:
+    """flask-mcp-auth: signed key, no rate limits, audit off."""
+    app = Flask("bench_mcp_auth_only")
+    _keys_config(app, keys, keys_file, rate_limited=False)
+    app.config["JWT_SECRET"] = SECRET
+    app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
+    if HAS_RATE_LIMITS:
+        app.config["MCP_DEFAULT_RATE_LIMIT"] = ""
+        app.config["MCP_AUTH_FAILURE_LIMIT"] = "off"
+    if HAS_AUDIT:
+        app.config["MCP_AUDIT_LOG"] = "off"
+    MCPAuth(app)
+    _add_route(app)
+    return app
+
+
+def mcp_full(
+    audit_path: str,
+    storage_uri: str = "memory://",
+    keys: str | None = None,
+    keys_file: str | None = None,
+) -> Flask:
+    """flask-mcp-auth: signed key, minute + hour limits, audit line to a file."""
+    if not HAS_FULL:
+        raise RuntimeError(FULL_MISSING)
+    app = Flask("bench_mcp_full")
+    _keys_config(app, keys, keys_file, rate_limited=True)
+    app.config["JWT_SECRET"] = SECRET
+    app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri
+    app.config["MCP_AUDIT_LOG"] = audit_path
+    MCPAuth(app)
+    _add_route(app)
+    return app
+
+
+def wsgi_app(stack: str, audit_path: str = "", storage_uri: str = "memory://") -> Flask:
+    """Entry point for gunicorn: ``stacks:wsgi_app("mcp_full", "/tmp/a.log", "redis://...")``."""
+    if stack == "bare":
+        return bare()
+    if stack == "hand":
+        return hand_assembled(audit_path, storage_uri)
+    if stack == "mcp_full":
+        return mcp_full(audit_path, storage_uri)
+    raise ValueError(f"unknown stack {stack!r}")
