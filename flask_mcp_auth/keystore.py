@@ -30,7 +30,9 @@ SOURCE = "MCP_API_KEYS"
 
 ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt")
 # \s is str.isspace's set; a key id may hold neither it nor C0 control characters.
-_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
+# A key id travels in an HTTP header (ISO-8859-1 on the wire) or a URL: printable
+# ASCII only, or a key that works in ?api_key= would fail in X-API-Key.
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
 RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
 _CANONICAL_ROLES = {role: role for role in ROLES}
 
@@ -255,8 +257,12 @@ def _parse_entry(
 
     if not isinstance(key_id, str) or not key_id.strip():
         raise fail(None, "the key id must be a non-empty string")
-    if _WHITESPACE_OR_CONTROL.search(key_id):
-        raise fail(None, "the key id must not contain whitespace or control characters")
+    if _NOT_PRINTABLE_ASCII.search(key_id):
+        raise fail(
+            None,
+            "the key id must be printable ASCII without whitespace or control characters "
+            "(it is sent in an HTTP header)",
+        )
     if not isinstance(entry, Mapping):
         raise fail(None, f"the key definition must be a JSON object, got {_json_type(entry)}")
     repeated = getattr(entry, "repeated", None)

@@ -408,3 +408,24 @@ def test_handlers_and_filters_added_after_init_app_are_honoured(audit_app, tmp_p
     client.get("/data?api_key=wrong")
     events = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
     assert events == ["auth_success", "forbidden", "auth_failure"]
+
+
+def test_generated_request_ids_are_unique_in_a_process_and_across_a_fork() -> None:
+    import os
+
+    from flask_mcp_auth.audit import request_id_from
+
+    ids = {request_id_from(None) for _ in range(1000)}
+    assert len(ids) == 1000 and all(GENERATED_ID.fullmatch(i) for i in ids)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker: its ids must not repeat the parent's
+        os.write(write_end, request_id_from(None).encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.waitpid(pid, 0)
+    parent_next = request_id_from(None)
+    assert GENERATED_ID.fullmatch(child_id)
+    assert child_id[:16] != parent_next[:16]
+    assert child_id not in ids

@@ -173,7 +173,7 @@ def test_bad_options_are_usage_errors(make_app, args, message):
 def test_a_key_id_start_up_would_reject_is_refused(make_app):
     result = run_cli(make_app(JWT_SECRET=SECRET), "generate-key", "has space")
     assert result.exit_code == 1
-    assert "must not contain whitespace" in result.stderr
+    assert "must be printable ASCII without whitespace" in result.stderr
     assert "mcp_" not in result.stdout
 
 

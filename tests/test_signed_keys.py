@@ -60,7 +60,7 @@ def test_the_signed_key_resolves_to_its_entry() -> None:
 
 @pytest.mark.parametrize(
     "key_id",
-    ["a_b", "team-a_key-1", "_leading", "trailing_", "x", "mcp_nested_id", "a__b--c", "ü-ключ"],
+    ["a_b", "team-a_key-1", "_leading", "trailing_", "x", "mcp_nested_id", "a__b--c"],
 )
 def test_key_ids_may_contain_underscores_and_dashes(key_id: str) -> None:
     keys = {key_id: {"name": "Target"}, key_id + "_decoy": {"name": "Decoy"}}
