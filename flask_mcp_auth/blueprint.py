@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from ._time import utc_iso
 from ._version import __version__
 from .discovery import authentication_info
-from .principal import _isoformat, current_principal
+from .principal import current_principal
 
 
 def status() -> ResponseReturnValue:
@@ -19,7 +20,7 @@ def status() -> ResponseReturnValue:
         "status": "ok",
         "version": __version__,
         "authenticated": current_principal.is_authenticated,
-        "server_time": _isoformat(datetime.now(UTC).replace(microsecond=0)),
+        "server_time": utc_iso(datetime.now(UTC).replace(microsecond=0)),
         "authentication": authentication_info(ext),
     }
     if current_principal.is_authenticated:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._time import utc_iso
 from .keystore import APIKey
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
             findings.append(
                 Finding(
                     EXPIRED,
-                    f"{label}: expired at {_iso(key.expires_at)} and is refused; remove it "
+                    f"{label}: expired at {utc_iso(key.expires_at)} and is refused; remove it "
                     "or set a later expiresAt.",
                     key,
                 )
@@ -194,7 +195,3 @@ def expiry_state(key: APIKey, now: datetime) -> str:
     if hours == 0:
         return "expires in under 1 hour"
     return f"expires in {hours} hour{'s' if hours != 1 else ''}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

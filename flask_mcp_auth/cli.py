@@ -29,6 +29,7 @@ import click
 from flask import Flask
 from flask.cli import NoAppException, ScriptInfo
 
+from ._time import utc_iso
 from .checks import Finding, expiry_state, review, weak_key_id_reason
 from .credentials import generate_api_key
 from .errors import ConfigError
@@ -255,7 +256,7 @@ def generate_key(
             if limit is not None
         }
     if expires is not None:
-        entry["expiresAt"] = expires.isoformat().replace("+00:00", "Z")
+        entry["expiresAt"] = utc_iso(expires)
     try:
         # The same validation as start-up, so the entry printed is one init_app accepts.
         parse_keys({key_id: entry}, ext.secret, source="generate-key")
@@ -417,6 +418,6 @@ def _key_summary(key: APIKey, now: datetime) -> dict[str, Any]:
             "requests_per_minute": key.requests_per_minute,
             "requests_per_hour": key.requests_per_hour,
         },
-        "expires_at": key.expires_at.isoformat().replace("+00:00", "Z") if key.expires_at else None,
+        "expires_at": utc_iso(key.expires_at) if key.expires_at else None,
         "expiry": expiry_state(key, now),
     }

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
+from ._time import utc_iso
+
 if TYPE_CHECKING:
     from .keystore import APIKey
 
@@ -97,14 +99,8 @@ class Principal:
             "user_id": self.user_id,
             "role": self.role,
             "permissions": sorted(self.permissions),
-            "expires_at": _isoformat(self.expires_at),
+            "expires_at": utc_iso(self.expires_at) if self.expires_at else None,
         }
-
-
-def _isoformat(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 _NO_REQUEST = Principal.anonymous(None)

@@ -34,6 +34,7 @@ from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
+from ._time import utc_iso
 from .errors import AuthServiceUnavailable, ConfigError, RateLimitExceeded, TooManyFailedAttempts
 
 if TYPE_CHECKING:
@@ -553,7 +554,7 @@ def _seconds_until(moment: float) -> int:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(math.ceil(moment), UTC).isoformat().replace("+00:00", "Z")
+    return utc_iso(datetime.fromtimestamp(math.ceil(moment), UTC))
 
 
 def _client_address() -> str:
