@@ -29,6 +29,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from flask_mcp_auth import MCPAuth, generate_api_key
+from flask_mcp_auth.credentials import SIGNATURE_LENGTH
 
 pytest_plugins = ["audit_fixtures"]
 
@@ -50,8 +51,10 @@ class Secrets:
 
     def forbidden_values(self) -> list[str]:
         # In plain mode the key id is the secret; a signed key is secret as a whole
-        # and its signature alone must not leak either.
-        signature = self.signed.rsplit("_", 1)[1]
+        # and its signature alone must not leak either.  The signature is cut by
+        # length: its base64url alphabet contains "_", so splitting on "_" could
+        # yield a one-letter fragment that matches ordinary text.
+        signature = self.signed[-SIGNATURE_LENGTH:]
         return [self.live, self.expired, self.wrong, self.signed, signature]
 
     def keys_json(self) -> str:
