@@ -21,6 +21,7 @@ from flask import Flask
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from processes import stop_process
 
 from example_app.app import create_app
 
@@ -235,11 +236,5 @@ class GunicornServer:
         return self.stderr_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_SECONDS)
+        if self.process is not None:
+            stop_process(self.process, timeout=STOP_TIMEOUT_SECONDS)

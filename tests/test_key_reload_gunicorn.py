@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from keyfile_fixtures import write_atomically
+from processes import stop_process
 
 WORKERS = 3
 CONCURRENCY = 6
@@ -149,11 +150,7 @@ def start_gunicorn(tmp_path: Path, key_file: Path) -> Iterator[Callable[..., Ser
     for server in servers:
         server.process.terminate()
     for server in servers:
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=5)
+        stop_process(server.process)
 
 
 def _workers(answers: list[Answer], status: int | None = None) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from audit_support import RecordingHandler
 from flask import Flask
+from processes import stop_process
 from werkzeug.serving import make_server
 
 from flask_mcp_auth import MCPAuth, generate_api_key
@@ -251,17 +252,7 @@ def gunicorn_server(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for process in processes:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], error_log: Path) -> str:
@@ -308,7 +299,7 @@ def test_secrets_never_logged_by_gunicorn(gunicorn_server):
     assert statuses == EXPECTED_STATUSES
     send_raw(server.base_url, f"GET /data?api_key={s.live}")  # no HTTP version: rejected
     send_raw(server.base_url, f"GET  /data?x=1&api_key={s.live} HTTP/1.1")
-    stop(server.process)
+    stop_process(server.process)
 
     files = {p.name: p.read_text() for p in server.directory.glob("*.log")}
     assert {"access.log", "error.log", "output.log", "audit.log"} <= set(files)
