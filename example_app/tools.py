@@ -84,13 +84,4 @@ def register_tools(server: MCPServer, notes: NoteStore, auth: MCPAuth) -> None:
 
 
 def _describe_key(key: APIKey) -> dict[str, Any]:
-    return {
-        "name": key.name,
-        "fingerprint": key.fingerprint,
-        "role": key.role,
-        "permissions": sorted(key.permissions),
-        "requestsPerMinute": key.requests_per_minute,
-        "requestsPerHour": key.requests_per_hour,
-        "expiresAt": key.expires_at.isoformat().replace("+00:00", "Z") if key.expires_at else None,
-        "expired": key.is_expired(),
-    }
+    return {**key.public_view(), "expired": key.is_expired()}

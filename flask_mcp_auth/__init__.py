@@ -3,7 +3,7 @@
 import logging
 
 from ._version import __version__
-from .credentials import generate_api_key
+from .context import current_principal
 from .decorators import require_permission, require_role
 from .errors import (
     APIKeyExpired,
@@ -18,8 +18,11 @@ from .errors import (
     TooManyFailedAttempts,
 )
 from .extension import MCPAuth
-from .keystore import APIKey, KeyStore
-from .principal import ROLES, Principal, current_principal
+from .keys.model import APIKey
+from .keys.signing import generate_api_key
+from .keys.store import KeyStore
+from .principal import Principal
+from .roles import ROLES
 
 logging.getLogger("flask_mcp_auth").addHandler(logging.NullHandler())
 

@@ -1,8 +1,14 @@
-"""How the package writes instants: ISO 8601 in UTC with a ``Z`` suffix."""
+"""The clock, and how the package writes instants: ISO 8601 in UTC with a ``Z`` suffix."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    """The current instant (UTC). Callers use ``_time.now()``, so tests can pin the clock
+    by replacing this one function."""
+    return datetime.now(UTC)
 
 
 def utc_iso(moment: datetime) -> str:

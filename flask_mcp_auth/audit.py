@@ -8,9 +8,10 @@ generated one, also written in the event.
 
 The events are written by an ``after_request`` hook, which Flask runs for
 responses made from errors raised in ``before_request`` hooks and views too.
-The reason comes from the :class:`~flask_mcp_auth.errors.MCPAuthError` that
-was raised (it records itself on ``flask.g``), so it is right even when an
-``app.errorhandler(401)`` replaced the body.
+Everything an event says comes from the request context
+(:mod:`flask_mcp_auth.context`): the principal, the credential source, and the
+:class:`~flask_mcp_auth.errors.MCPAuthError` that refused the request, so the
+reason is right even when an ``app.errorhandler(401)`` replaced the body.
 
 Where the lines go is ``MCP_AUDIT_LOG``: ``stderr`` (the default when the
 application configured no handler on the logger), ``stdout``, a file path, or
@@ -31,9 +32,11 @@ import time
 from logging.handlers import WatchedFileHandler
 from typing import Any
 
-from flask import Flask, g, request
+from flask import request
 from werkzeug.wrappers import Response
 
+from . import context
+from .context import RequestContext
 from .debug import StderrHandler
 
 AUDIT_LOGGER = "flask_mcp_auth.audit"
@@ -179,6 +182,11 @@ def _owned(handler: logging.Handler) -> bool:
 _saved_propagate: list[bool] = []
 
 
+def audit_enabled(destination: str | None) -> bool:
+    """False when ``MCP_AUDIT_LOG`` is ``off``: then no hooks run and nothing costs."""
+    return (destination or "").strip().lower() != OFF
+
+
 def configure_audit_output(destination: str | None) -> logging.Handler | None:
     """Point the audit logger at ``destination`` (an ``MCP_AUDIT_LOG`` value).
 
@@ -261,27 +269,27 @@ os.register_at_fork(after_in_child=_new_id_prefix)  # forked workers must not sh
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 
 
-def _begin_request() -> None:
-    state = vars(g._get_current_object())  # one context lookup, not one per field
-    state["mcp_audit_started"] = time.perf_counter()
-    state["mcp_request_id"] = request_id_from(request.environ.get(_REQUEST_ID_ENVIRON))
-    # g can outlive a request (an app context pushed around several): start clean.
-    state["mcp_auth_error"] = None
-    state["mcp_credential_source"] = None
+def begin_request(request_context: RequestContext, environ: dict[str, Any]) -> None:
+    """Stamp the start of the request and its id (called first by the request hook)."""
+    request_context.started = time.perf_counter()
+    request_context.request_id = request_id_from(environ.get(_REQUEST_ID_ENVIRON))
 
 
-def _finish_request(response: Response) -> Response:
-    state = vars(g._get_current_object())
-    request_id = state.get("mcp_request_id") or request_id_from(None)
+def finish_request(response: Response) -> Response:
+    """The ``after_request`` hook: X-Request-ID on every response, the event where due."""
+    request_context = context.current()
+    request_id = (
+        request_context.request_id if request_context is not None else None
+    ) or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
     status = response.status_code
-    source = state.get("mcp_credential_source")
+    source = request_context.credential_source if request_context is not None else None
     if source is None and status != 403 and status != 429:
         return response
     if not audit_log.isEnabledFor(logging.INFO):
         return response
     try:
-        _write_event(_event_line(state, status, source, request_id))
+        _write_event(_event_line(request_context, status, source, request_id))
     except Exception as error:  # a handler the application added raised
         report_write_failure(error)
     return response
@@ -306,9 +314,11 @@ def _timestamp() -> str:
     return f"{prefix}.{int((now - second) * 1000):03d}Z"
 
 
-def _event_line(state: dict[str, Any], status: int, source: str | None, request_id: str) -> str:
-    principal = state.get("mcp_principal")
-    error = state.get("mcp_auth_error")
+def _event_line(
+    request_context: RequestContext | None, status: int, source: str | None, request_id: str
+) -> str:
+    principal = request_context.principal if request_context is not None else None
+    error = request_context.error if request_context is not None else None
     if error is not None and error.code != status:
         error = None  # raised, then handled by the application: not this response's cause
     authenticated = principal is not None and principal.is_authenticated
@@ -321,7 +331,7 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
     else:
         event = AUTH_FAILURE
     key = principal.key if authenticated else (error.key if error is not None else None)
-    started = state.get("mcp_audit_started")
+    started = request_context.started if request_context is not None else None
     req = request._get_current_object()  # type: ignore[attr-defined]
     return _encode_line(
         {
@@ -345,17 +355,6 @@ def _event_line(state: dict[str, Any], status: int, source: str | None, request_
     )
 
 
-def install_audit(app: Flask, destination: str | None) -> None:
-    """Configure the audit output and add the request hooks; nothing at all when off."""
-    if (destination or "").strip().lower() == OFF:
-        return  # no hooks, no cost; another app's audit output is left as it is
-    configure_audit_output(destination)
-    # First before_request hook and last after_request hook (they run in reverse), so
-    # the duration covers the other hooks and the event sees the final status.
-    app.before_request_funcs.setdefault(None, []).insert(0, _begin_request)
-    app.after_request_funcs.setdefault(None, []).insert(0, _finish_request)
-
-
 __all__ = [
     "AUDIT_LOGGER",
     "AUTH_FAILURE",
@@ -363,7 +362,9 @@ __all__ = [
     "FORBIDDEN",
     "RATE_LIMITED",
     "REQUEST_ID_HEADER",
+    "audit_enabled",
+    "begin_request",
     "configure_audit_output",
-    "install_audit",
+    "finish_request",
     "request_id_from",
 ]

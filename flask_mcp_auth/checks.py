@@ -12,13 +12,11 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._time import utc_iso
-from .keystore import APIKey
-
-if TYPE_CHECKING:
-    from .extension import MCPAuth
+from .keys.model import APIKey
+from .state import AppState
 
 #: A plain key id shorter than this is reported as short.
 MIN_KEY_ID_LENGTH = 24
@@ -49,9 +47,7 @@ class Finding:
     key: APIKey | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        key = None
-        if self.key is not None:
-            key = {"name": self.key.name, "fingerprint": self.key.fingerprint}
+        key = self.key.reference() if self.key is not None else None
         return {"code": self.code, "key": key, "message": self.message}
 
 
@@ -76,12 +72,12 @@ def _estimated_bits(key_id: str) -> float:
     return len(key_id) * math.log2(max(alphabet, 2))
 
 
-def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
+def review_keys(state: AppState, now: datetime) -> list[Finding]:
     """Per-key findings, in key-store order."""
-    plain_keys_accepted = not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]
-    has_default_limit = bool(ext.settings["MCP_DEFAULT_RATE_LIMIT"])
+    plain_keys_accepted = not state.settings["MCP_REQUIRE_SIGNED_KEYS"]
+    has_default_limit = bool(state.settings["MCP_DEFAULT_RATE_LIMIT"])
     findings: list[Finding] = []
-    for key in ext.store:
+    for key in state.store:
         label = key.label
         if plain_keys_accepted:
             reason = weak_key_id_reason(key.key_id)
@@ -139,15 +135,15 @@ def review_keys(ext: MCPAuth, now: datetime) -> list[Finding]:
     return findings
 
 
-def review_settings(ext: MCPAuth) -> list[Finding]:
+def review_settings(state: AppState) -> list[Finding]:
     """Findings about settings that apply to every key."""
     findings: list[Finding] = []
-    if len(ext.store) == 0:
+    if len(state.store) == 0:
         findings.append(
             Finding(NO_KEYS, "MCP_API_KEYS is unset or empty: no API key can authenticate.")
         )
-    if not ext.settings["JWT_SECRET"]:
-        if ext.secret:
+    if not state.settings["JWT_SECRET"]:
+        if state.secret:
             detail = (
                 "keys are signed with the app's SECRET_KEY, so rotating SECRET_KEY "
                 "invalidates every signed key"
@@ -155,16 +151,16 @@ def review_settings(ext: MCPAuth) -> list[Finding]:
         else:
             detail = "signed keys can neither be made nor verified; only plain key ids work"
         findings.append(Finding(NO_JWT_SECRET, f"JWT_SECRET is not set: {detail}. Set JWT_SECRET."))
-    if ext.default_role not in (None, "guest"):
+    if state.default_role not in (None, "guest"):
         findings.append(
             Finding(
                 ANONYMOUS_ROLE,
-                f"MCP_DEFAULT_ROLE is {ext.default_role!r}: callers without a key pass "
-                f"require_role checks up to {ext.default_role!r}. Use 'guest' (or empty to "
+                f"MCP_DEFAULT_ROLE is {state.default_role!r}: callers without a key pass "
+                f"require_role checks up to {state.default_role!r}. Use 'guest' (or empty to "
                 "refuse anonymous callers) unless that is intended.",
             )
         )
-    query_param = ext.settings["MCP_API_KEY_QUERY_PARAM"]
+    query_param = state.settings["MCP_API_KEY_QUERY_PARAM"]
     if query_param:
         findings.append(
             Finding(
@@ -177,9 +173,9 @@ def review_settings(ext: MCPAuth) -> list[Finding]:
     return findings
 
 
-def review(ext: MCPAuth, now: datetime) -> list[Finding]:
-    """Every finding for the configuration of an initialised extension."""
-    return review_settings(ext) + review_keys(ext, now)
+def review(state: AppState, now: datetime) -> list[Finding]:
+    """Every finding for the configuration of an initialised app."""
+    return review_settings(state) + review_keys(state, now)
 
 
 def expiry_state(key: APIKey, now: datetime) -> str:

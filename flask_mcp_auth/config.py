@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .credentials import DEFAULT_ACCEPT_BEARER, DEFAULT_HEADER, DEFAULT_QUERY_PARAM, DEFAULT_REALM
 from .errors import ConfigError
+from .ratelimit.limits import parse_limits
+from .roles import check_role
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -55,6 +58,33 @@ def parse_non_negative_float(name: str, value: Any) -> float:
 
 def parse_passthrough(name: str, value: Any) -> Any:
     return value
+
+
+def parse_default_role(name: str, value: Any) -> str:
+    """A role name, or empty for no anonymous access."""
+    text = parse_str(name, value)
+    if not text:
+        return text
+    try:
+        return check_role(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc} (or empty for no anonymous access)") from None
+
+
+def parse_limit_string(name: str, value: Any) -> str:
+    """A flask-limiter limit string, checked now; the rate limiter parses it at start-up."""
+    text = parse_str(name, value)
+    parse_limits(name, text)
+    return text
+
+
+def parse_failure_limit(name: str, value: Any) -> str:
+    """A limit string of at most one window."""
+    text = parse_str(name, value)
+    windows = parse_limits(name, text)
+    if len(windows) > 1:
+        raise ConfigError(f"{name}: give one window (e.g. '20 per minute'), got {len(windows)}")
+    return text
 
 
 # RFC 9110 section 5.6.2: a header field name is a token.
@@ -157,28 +187,28 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_DEFAULT_ROLE",
         "default_role",
         "guest",
-        parse_str,
+        parse_default_role,
         "Role of callers that present no key. Empty string: anonymous requests to any "
         "route that is not exempt get 401.",
     ),
     Setting(
         "MCP_API_KEY_HEADER",
         "api_key_header",
-        "X-API-Key",
+        DEFAULT_HEADER,
         parse_header_name,
         "Request header checked first for the key.",
     ),
     Setting(
         "MCP_ACCEPT_BEARER",
         "accept_bearer",
-        True,
+        DEFAULT_ACCEPT_BEARER,
         parse_bool,
         "Also read the key from 'Authorization: Bearer <key>' (checked second).",
     ),
     Setting(
         "MCP_API_KEY_QUERY_PARAM",
         "api_key_query_param",
-        "api_key",
+        DEFAULT_QUERY_PARAM,
         parse_str,
         "Query parameter checked last for the key. Empty string: query keys are refused.",
     ),
@@ -200,7 +230,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MCP_AUTH_REALM",
         "realm",
-        "mcp",
+        DEFAULT_REALM,
         parse_realm,
         "Realm named in the WWW-Authenticate challenge of 401 responses.",
     ),
@@ -233,7 +263,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_DEFAULT_RATE_LIMIT",
         "default_rate_limit",
         "",
-        parse_str,
+        parse_limit_string,
         "flask-limiter limit string (e.g. '60/minute;1000/hour') for keys without rateLimit. "
         "Empty: no limit.",
     ),
@@ -241,7 +271,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_ANONYMOUS_RATE_LIMIT",
         "anonymous_rate_limit",
         "",
-        parse_str,
+        parse_limit_string,
         "flask-limiter limit string for callers without a key, counted per client address. "
         "Empty: no limit.",
     ),
@@ -249,7 +279,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MCP_AUTH_FAILURE_LIMIT",
         "auth_failure_limit",
         "20 per minute",
-        parse_str,
+        parse_failure_limit,
         "Invalid-credential attempts allowed per client address and window; past it the "
         "address gets 429 for any request with a credential until the window resets. "
         "Empty or 'off': no lockout.",
@@ -332,7 +362,25 @@ def resolve_settings(
             resolved[setting.name] = setting.default
             continue
         resolved[setting.name] = setting.parse(setting.name, raw)
+    _check_combinations(resolved, config)
     return resolved
+
+
+def signing_secret(settings: Mapping[str, Any], config: Mapping[str, Any]) -> str | bytes | None:
+    """The secret that signs keys: JWT_SECRET, else the app's SECRET_KEY, else None."""
+    secret = settings["JWT_SECRET"] or config.get("SECRET_KEY") or None
+    if secret is not None and not isinstance(secret, (str, bytes)):
+        raise ConfigError(f"SECRET_KEY: expected a string or bytes, got {type(secret).__name__}")
+    return secret
+
+
+def _check_combinations(settings: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Rules that involve more than one setting."""
+    if settings["MCP_REQUIRE_SIGNED_KEYS"] and not signing_secret(settings, config):
+        raise ConfigError(
+            "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
+            "set JWT_SECRET (or the app's SECRET_KEY)"
+        )
 
 
 def check_options(options: Mapping[str, Any]) -> None:

@@ -1,31 +1,29 @@
-"""Reading the credential from a request, and the signed key format.
+"""Reading the credential from a request, and telling clients how to send one.
 
-A signed key is ``mcp_<keyId>_<signature>``: the signature is an itsdangerous
-HMAC-SHA256 of the key id under ``JWT_SECRET``, base64url without padding,
-always 43 characters.  Because that alphabet includes ``_`` (and key ids may
-too), the signature is split off by its fixed length, not by the last ``_``.
+:class:`CredentialPolicy` is what one app accepts (the header, Bearer, the
+query parameter, the realm).  ``init_app`` builds it once; the request context
+carries it, so a 401 renders its challenge and its "send the key ..." text from
+it without looking anything up.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Request
-from itsdangerous import Signer
-
-SIGNED_PREFIX = "mcp_"
-_SALT = "flask-mcp-auth.api-key"
-SIGNATURE_LENGTH = 43  # base64url of a 32-byte SHA-256 HMAC, no padding
 
 HEADER = "header"
 BEARER = "bearer"
 QUERY = "query"
+
+# The defaults of MCP_API_KEY_HEADER, MCP_ACCEPT_BEARER, MCP_API_KEY_QUERY_PARAM and
+# MCP_AUTH_REALM (flask_mcp_auth.config declares the settings with these values).
+DEFAULT_HEADER = "X-API-Key"
+DEFAULT_ACCEPT_BEARER = True
+DEFAULT_QUERY_PARAM = "api_key"
+DEFAULT_REALM = "mcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,89 +67,14 @@ def _query_value(request: Request, name: str) -> str | None:
         return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), None)
 
 
-def _signer(secret: str | bytes) -> Signer:
-    return Signer(secret, salt=_SALT, digest_method=hashlib.sha256, key_derivation="hmac")
-
-
-class KeySigner:
-    """Makes and checks signed keys under one secret."""
-
-    def __init__(self, secret: str | bytes) -> None:
-        # itsdangerous derives the HMAC key from secret and salt on every call,
-        # and keying an HMAC costs more than hashing a key id (much more with
-        # OpenSSL 3's one-shot hmac.digest).  Both are fixed, so build the keyed
-        # HMAC state once and copy it per key.  The signature is still
-        # itsdangerous's, bit for bit: HMAC-SHA256 under the derived key, base64url.
-        derived_key = _signer(secret).derive_key()
-        self._keyed_hmac = hmac.new(derived_key, digestmod=hashlib.sha256)
-
-    def _signature(self, key_id: bytes) -> bytes:
-        mac = self._keyed_hmac.copy()
-        mac.update(key_id)
-        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
-
-    def sign(self, key_id: str) -> str:
-        signature = self._signature(key_id.encode("utf-8")).decode("ascii")
-        return f"{SIGNED_PREFIX}{key_id}_{signature}"
-
-    def unsign(self, presented: str) -> str | None:
-        """The key id of a correctly signed key; None if the form or signature is wrong.
-
-        The comparison is constant-time, and only the canonical spelling of a
-        signature is accepted.
-        """
-        if not looks_signed(presented):
-            return None
-        key_id = presented[len(SIGNED_PREFIX) : -SIGNATURE_LENGTH - 1]
-        signature = presented[-SIGNATURE_LENGTH:]
-        try:
-            expected = self._signature(key_id.encode("utf-8"))
-        except UnicodeEncodeError:
-            return None
-        # surrogatepass: header values may hold anything; never raise on them.
-        if hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass")):
-            return key_id
-        return None
-
-
-def looks_signed(presented: str) -> bool:
-    return (
-        presented.startswith(SIGNED_PREFIX)
-        and len(presented) > len(SIGNED_PREFIX) + SIGNATURE_LENGTH + 1
-        and presented[-SIGNATURE_LENGTH - 1] == "_"
-    )
-
-
-def generate_api_key(key_id: str, secret: str | bytes) -> str:
-    """Return the signed form ``mcp_<keyId>_<signature>`` of ``key_id`` under ``secret``."""
-    if not key_id:
-        raise ValueError("key_id must be a non-empty string")
-    if not secret:
-        raise ValueError("a secret (JWT_SECRET) is required to sign keys")
-    return KeySigner(secret).sign(key_id)
-
-
 def accepted_methods(header: str, accept_bearer: bool, query_param: str) -> list[dict[str, str]]:
-    """How a client may send its key, in the order ``extract_credential`` looks.
-
-    One description shared by ``/mcp/status``, the OAuth discovery answers and
-    the 401 challenge, so that they can never disagree with each other.
-    """
+    """How a client may send its key, in the order ``extract_credential`` looks."""
     methods = [{"in": "header", "name": header}]
     if accept_bearer:
         methods.append({"in": "header", "name": "Authorization", "scheme": "Bearer"})
     if query_param:
         methods.append({"in": "query", "name": query_param})
     return methods
-
-
-def methods_from_settings(settings: Mapping[str, Any]) -> list[dict[str, str]]:
-    """:func:`accepted_methods` for resolved settings (``MCPAuth.settings``)."""
-    return accepted_methods(
-        settings["MCP_API_KEY_HEADER"],
-        settings["MCP_ACCEPT_BEARER"],
-        settings["MCP_API_KEY_QUERY_PARAM"],
-    )
 
 
 def describe_methods(methods: list[dict[str, str]]) -> str:
@@ -167,3 +90,76 @@ def describe_methods(methods: list[dict[str, str]]) -> str:
     if len(phrases) <= 1:
         return "".join(phrases)
     return ", ".join(phrases[:-1]) + " or " + phrases[-1]
+
+
+def _quoted(value: str) -> str:
+    """An RFC 9110 quoted-string."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True)
+class CredentialPolicy:
+    """Where one app reads a key from, and what its 401s say about it.
+
+    One description shared by ``/mcp/status``, the OAuth discovery answers and
+    the 401 challenge, so that they can never disagree with each other.
+    """
+
+    header: str = DEFAULT_HEADER
+    accept_bearer: bool = DEFAULT_ACCEPT_BEARER
+    query_param: str = DEFAULT_QUERY_PARAM
+    realm: str = DEFAULT_REALM
+    #: accepted_methods() of the fields above.
+    methods: list[dict[str, str]] = field(init=False, compare=False)
+    #: describe_methods() of them: "in the X-API-Key header, as '...' or in the ...".
+    how: str = field(init=False, compare=False)
+    _api_key_challenge: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        methods = accepted_methods(self.header, self.accept_bearer, self.query_param)
+        object.__setattr__(self, "methods", methods)
+        object.__setattr__(self, "how", describe_methods(methods))
+        api_key = [f"realm={_quoted(self.realm)}", f"header={_quoted(self.header)}"]
+        if self.query_param:
+            api_key.append(f"query={_quoted(self.query_param)}")
+        object.__setattr__(self, "_api_key_challenge", "APIKey " + ", ".join(api_key))
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> CredentialPolicy:
+        return cls(
+            settings["MCP_API_KEY_HEADER"],
+            settings["MCP_ACCEPT_BEARER"],
+            settings["MCP_API_KEY_QUERY_PARAM"],
+            settings["MCP_AUTH_REALM"],
+        )
+
+    def extract(self, request: Request) -> Credential | None:
+        return extract_credential(request, self.header, self.accept_bearer, self.query_param)
+
+    def challenge(self, error: str | None, reason: str) -> str:
+        """The WWW-Authenticate value of a 401: one challenge per accepted scheme.
+
+        ``Bearer`` (RFC 6750) when ``Authorization: Bearer`` is accepted, with
+        ``error`` (an RFC 6750 error code, None when no credential was sent),
+        then ``APIKey`` naming the header (and query parameter) that carries a key.
+        """
+        if not self.accept_bearer:
+            return self._api_key_challenge
+        params = [f"realm={_quoted(self.realm)}"]
+        if error:
+            params.append(f'error="{error}"')
+            params.append(f'error_description="{reason}"')
+        return "Bearer " + ", ".join(params) + ", " + self._api_key_challenge
+
+
+__all__ = [
+    "BEARER",
+    "HEADER",
+    "QUERY",
+    "Credential",
+    "CredentialPolicy",
+    "accepted_methods",
+    "describe_methods",
+    "extract_credential",
+]

@@ -26,17 +26,14 @@ no key.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import request
 from werkzeug.exceptions import NotFound
 from werkzeug.sansio.response import Response
 
-from .credentials import describe_methods, methods_from_settings
+from .credentials import CredentialPolicy
 from .errors import MCPAuthError
-
-if TYPE_CHECKING:
-    from .extension import MCPAuth
 
 PROTECTED_RESOURCE = "protected-resource"
 AUTHORIZATION_SERVER = "authorization-server"
@@ -57,17 +54,19 @@ _WHAT_IS_MISSING = {
 }
 
 
-def authentication_info(ext: MCPAuth) -> dict[str, Any]:
+def authentication_info(
+    policy: CredentialPolicy, signed_keys: bool, plain_keys: bool
+) -> dict[str, Any]:
     """How to authenticate to this server; shared by /mcp/status and the discovery answers."""
     formats = []
-    if ext.signer is not None:
+    if signed_keys:
         formats.append("mcp_<keyId>_<signature>")
-    if not ext.settings["MCP_REQUIRE_SIGNED_KEYS"]:
+    if plain_keys:
         formats.append("<keyId>")
     return {
         "type": "api_key",
         "oauth": False,
-        "methods": methods_from_settings(ext.settings),
+        "methods": policy.methods,
         "key_formats": formats,
     }
 
@@ -101,33 +100,39 @@ def answer_kind(path: str, answers: frozenset[str], login_paths: Iterable[str]) 
     return None
 
 
-def discovery_answer(ext: MCPAuth, kind: str) -> OAuthNotSupported:
+def discovery_answer(
+    kind: str, policy: CredentialPolicy, info: dict[str, Any], status_url: str
+) -> OAuthNotSupported:
     """The 404 error for an OAuth URL of the given kind, telling how to send a key."""
-    how = describe_methods(methods_from_settings(ext.settings))
     message = (
         f"This MCP server {_WHAT_IS_MISSING[kind]}: it does not use OAuth. It authenticates "
         f"with API keys. Configure the connector for API-key (or access-token) authentication "
-        f"instead of OAuth and send the key {how}."
+        f"instead of OAuth and send the key {policy.how}."
     )
     data: dict[str, Any] = {
         # RFC 6749 / RFC 7591 error fields, which OAuth client libraries display.
         "error_description": message,
-        "authentication": authentication_info(ext),
+        "authentication": info,
     }
-    if ext.settings["MCP_STATUS_URL"]:
-        data["status_url"] = ext.settings["MCP_STATUS_URL"]
+    if status_url:
+        data["status_url"] = status_url
     return OAuthNotSupported(message, data=data)
 
 
-def discovery_responder(ext: MCPAuth) -> Callable[[], Response | None] | None:
+def discovery_responder(
+    answers: frozenset[str],
+    login_paths: Iterable[str],
+    policy: CredentialPolicy,
+    info: dict[str, Any],
+    status_url: str,
+) -> Callable[[], Response | None] | None:
     """The function that answers OAuth URLs no route of the app serves; None when off.
 
     The authentication hook calls it first, only for requests routing matched
     to no rule, so requests to the app's routes pay nothing for it.
     """
-    answers: frozenset[str] = ext.settings["MCP_OAUTH_DISCOVERY_ANSWERS"]
-    login_paths = frozenset(ext.settings["MCP_OAUTH_LOGIN_PATHS"])
-    if not answers and not login_paths:
+    paths = frozenset(login_paths)
+    if not answers and not paths:
         return None
 
     def answer_oauth_discovery() -> Response | None:
@@ -135,9 +140,9 @@ def discovery_responder(ext: MCPAuth) -> Callable[[], Response | None] | None:
         # application's own routes always win.
         if request.url_rule is not None or not isinstance(request.routing_exception, NotFound):
             return None
-        kind = answer_kind(request.path, answers, login_paths)
+        kind = answer_kind(request.path, answers, paths)
         if kind is None:
             return None
-        return discovery_answer(ext, kind).get_response()
+        return discovery_answer(kind, policy, info, status_url).get_response()
 
     return answer_oauth_discovery

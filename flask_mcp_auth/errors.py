@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import current_app, g, has_app_context, has_request_context, request
+from flask import has_request_context, request
 from werkzeug.exceptions import (
     Forbidden,
     HTTPException,
@@ -26,10 +26,9 @@ from werkzeug.exceptions import (
 from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
 
-from .credentials import describe_methods, methods_from_settings
-
-if TYPE_CHECKING:
-    from .keystore import APIKey
+from . import context
+from .credentials import CredentialPolicy
+from .keys.model import APIKey
 
 
 class ConfigError(ValueError):
@@ -68,11 +67,6 @@ class MCPAuthError(HTTPException):
         #: The key involved when known (e.g. an expired key): named in the audit
         #: log by its fingerprint, never put in the response body.
         self.key = key
-        if has_request_context():
-            # The one place every 401/403/429/503 passes through: the audit log
-            # reads the reason from here, even when an app.errorhandler replaced
-            # the response body.
-            g.mcp_auth_error = self
 
     @property
     def message(self) -> str:
@@ -97,6 +91,9 @@ class MCPAuthError(HTTPException):
         return [("Content-Type", "application/json"), *self.extra_headers]
 
     def get_response(self, environ: Any = None, scope: Any = None) -> SansIOResponse:
+        # The extension records the errors it raises; this records those an
+        # application raises itself and leaves to the default rendering.
+        context.record_refusal(self)
         payload, _ = self.body()
         return Response(
             json.dumps(payload, separators=(",", ":")),
@@ -144,43 +141,20 @@ class AuthenticationError(MCPAuthError, Unauthorized):
     def challenge(self) -> str:
         """One challenge per accepted scheme, saying only what this server does.
 
-        ``Bearer`` (RFC 6750) when ``Authorization: Bearer`` is accepted, then
-        ``APIKey`` naming the header (and query parameter) that carries a key.
         No ``resource_metadata`` parameter: the server publishes no OAuth
         protected resource metadata (its discovery URLs answer 404, see
         :mod:`flask_mcp_auth.discovery`), so there is nothing to point to.
         """
-        settings = _auth_settings()
-        realm = _quoted(settings["MCP_AUTH_REALM"])
-        challenges = []
-        if settings["MCP_ACCEPT_BEARER"]:
-            params = [f"realm={realm}"]
-            if self.challenge_error:
-                params.append(f'error="{self.challenge_error}"')
-                params.append(f'error_description="{self.reason}"')
-            challenges.append("Bearer " + ", ".join(params))
-        api_key = [f"realm={realm}", f"header={_quoted(settings['MCP_API_KEY_HEADER'])}"]
-        if settings["MCP_API_KEY_QUERY_PARAM"]:
-            api_key.append(f"query={_quoted(settings['MCP_API_KEY_QUERY_PARAM'])}")
-        challenges.append("APIKey " + ", ".join(api_key))
-        return ", ".join(challenges)
+        return _policy().challenge(self.challenge_error, self.reason)
 
 
-def _auth_settings() -> dict[str, Any]:
-    """The current app's MCPAuth settings; the defaults outside such an app."""
-    ext = current_app.extensions.get("mcp_auth") if has_app_context() else None
-    settings = getattr(ext, "settings", None)
-    if settings:
-        return settings
-    from .config import SETTINGS  # config imports this module
-
-    return {setting.name: setting.default for setting in SETTINGS}
+def _policy() -> CredentialPolicy:
+    """The current app's credential policy, from the request context; the defaults outside."""
+    current = context.current()
+    return current.policy if current is not None else _DEFAULT_POLICY
 
 
-def _quoted(value: str) -> str:
-    """An RFC 9110 quoted-string."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+_DEFAULT_POLICY = CredentialPolicy()
 
 
 class MissingAPIKey(AuthenticationError):
@@ -196,8 +170,7 @@ class MissingAPIKey(AuthenticationError):
         if self.description != type(self).description:
             return str(self.description)  # a message given by the caller
         # Name the header, scheme and parameter this app really accepts.
-        how = describe_methods(methods_from_settings(_auth_settings()))
-        return f"This endpoint requires an API key. Send it {how}."
+        return f"This endpoint requires an API key. Send it {_policy().how}."
 
 
 class InvalidAPIKey(AuthenticationError):

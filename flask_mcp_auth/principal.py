@@ -1,48 +1,14 @@
-"""Roles, permissions and the principal a request acts as.
-
-Roles are ordered ``guest < user < developer < admin``; ``has_role("developer")``
-is true for developer and admin.  Permissions are independent of roles: ``*``
-grants every permission, ``prefix:*`` every permission under ``prefix:``, any
-other name only itself.
-"""
+"""The principal a request acts as: an API key's holder, or an anonymous caller."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-from flask import g, has_request_context
-from werkzeug.local import LocalProxy
 
 from ._time import utc_iso
-
-if TYPE_CHECKING:
-    from .keystore import APIKey
-
-ROLES: tuple[str, ...] = ("guest", "user", "developer", "admin")
-ROLE_RANK: dict[str, int] = {role: rank for rank, role in enumerate(ROLES)}
-
-
-def check_role(role: str) -> str:
-    """Return ``role`` if it is a known role name, else raise ValueError."""
-    if role not in ROLE_RANK:
-        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-    return role
-
-
-def permission_granted(granted: frozenset[str], wanted: str) -> bool:
-    """True if the permission set ``granted`` includes ``wanted``."""
-    if "*" in granted or wanted in granted:
-        return True
-    # 'tools:*' grants 'tools:echo' and 'tools:admin:x'; walk each ':' prefix.
-    end = wanted.rfind(":")
-    while end > 0:
-        if wanted[: end + 1] + "*" in granted:
-            return True
-        end = wanted.rfind(":", 0, end)
-    return False
+from .keys.model import APIKey
+from .roles import ROLE_RANK, check_role, permission_granted
 
 
 @dataclass(frozen=True)
@@ -103,14 +69,7 @@ class Principal:
         }
 
 
-_NO_REQUEST = Principal.anonymous(None)
+#: Who a request is when nothing authenticated it and there is no default role.
+NOBODY = Principal.anonymous(None)
 
-
-def _get_principal() -> Principal:
-    if not has_request_context():
-        return _NO_REQUEST
-    return g.get("mcp_principal", _NO_REQUEST)
-
-
-#: The principal of the current request (anonymous outside a request).
-current_principal: Principal = LocalProxy(_get_principal)  # type: ignore[assignment]
+__all__ = ["NOBODY", "Principal"]

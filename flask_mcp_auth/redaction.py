@@ -23,17 +23,13 @@ import re
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .config import SETTINGS
+from .credentials import DEFAULT_HEADER, DEFAULT_QUERY_PARAM
 
 REDACTED = "[REDACTED]"
 
-_SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
-_DEFAULT_QUERY_PARAM: str = _SETTINGS_BY_NAME["MCP_API_KEY_QUERY_PARAM"].default
-_DEFAULT_HEADER: str = _SETTINGS_BY_NAME["MCP_API_KEY_HEADER"].default
-
 # Names whose values are redacted; only ever grows (several apps may share a process).
-_query_params: set[str] = {_DEFAULT_QUERY_PARAM}
-_headers: set[str] = {_DEFAULT_HEADER.lower(), "authorization"}
+_query_params: set[str] = {DEFAULT_QUERY_PARAM}
+_headers: set[str] = {DEFAULT_HEADER.lower(), "authorization"}
 
 # One query pair: at the start of the text or right after '?' or '&', a name, '=',
 # and a value that runs to the next '&' or whitespace (never stopping at a quote,

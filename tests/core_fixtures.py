@@ -12,8 +12,7 @@ import pytest
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from flask_mcp_auth import MCPAuth, current_principal
-from flask_mcp_auth import keystore as keystore_module
+from flask_mcp_auth import MCPAuth, _time, current_principal
 
 # The seed's Quick Setup step 1, exactly as a user pastes it into a shell.
 SEED_QUICK_SETUP_JSON = """{
@@ -99,5 +98,5 @@ def describe_principal() -> dict[str, Any]:
 def frozen_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> Iterator[None]:
     """Make the key store believe it is ``moment`` (expiry checks and start-up warnings)."""
     with monkeypatch.context() as patch:
-        patch.setattr(keystore_module, "_now", lambda: moment)
+        patch.setattr(_time, "now", lambda: moment)
         yield

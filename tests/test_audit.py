@@ -15,7 +15,7 @@ from flask import Flask
 
 from flask_mcp_auth import audit
 from flask_mcp_auth.audit import AUDIT_LOGGER, REQUEST_ID_HEADER
-from flask_mcp_auth.keystore import fingerprint
+from flask_mcp_auth.keys.model import fingerprint
 
 pytest_plugins = ["audit_fixtures"]
 
@@ -303,7 +303,7 @@ def test_off_writes_nothing_and_adds_no_hooks(audit_app, audit_records, tmp_path
     assert response.status_code == 200
     assert audit_records.events() == []
     assert REQUEST_ID_HEADER not in response.headers
-    assert audit._finish_request not in app.after_request_funcs.get(None, [])
+    assert audit.finish_request not in app.after_request_funcs.get(None, [])
 
 
 def test_logger_level_set_by_the_application_silences_events(audit_app, audit_records):

@@ -56,7 +56,7 @@ def test_seed_quick_setup_from_the_environment(
         "permissions": ["*"],
         "expires_at": None,
         "credential_source": source,
-        "key_fingerprint": next(iter(app.extensions["mcp_auth"].store)).fingerprint,
+        "key_fingerprint": next(iter(app.extensions["mcp_auth"].state_for(app).store)).fingerprint,
     }
 
 
@@ -216,7 +216,7 @@ def test_current_principal_carries_every_field_of_the_key() -> None:
         return jsonify(ok=True)
 
     assert get(app, "/inspect", **{"X-API-Key": "full-key"}).status_code == 200
-    [key] = list(app.extensions["mcp_auth"].store)
+    [key] = list(app.extensions["mcp_auth"].state_for(app).store)
     assert seen == {
         "is_authenticated": True,
         "name": "Full",

@@ -109,7 +109,7 @@ def test_key_warnings_name_the_entry_by_label_never_by_id(make_app):
     app = make_app(keys={WEAK_ID: {"name": "Reporter", "permissions": ["*"]}}, JWT_SECRET="s")
     human = run_cli(app, "check")
     as_json = run_cli(app, "check", "--json")
-    fingerprint = app.extensions["mcp_auth"].store.find(WEAK_ID).fingerprint
+    fingerprint = app.extensions["mcp_auth"].state_for(app).store.find(WEAK_ID).fingerprint
     for output in (human.stdout, as_json.stdout):
         assert WEAK_ID not in output
         assert f"Reporter [{fingerprint}]" in output

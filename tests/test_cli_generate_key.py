@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import run_cli
 from conftest import SEED_KEYS
 
-from flask_mcp_auth.cli import parse_expiry
+from flask_mcp_auth.cli.generate_key import parse_expiry
 
 SECRET = "test-jwt-secret"
 SIGNED_KEY = re.compile(r"^\s*(mcp_\S+)\s*$", re.MULTILINE)
@@ -70,7 +70,11 @@ def test_generated_key_authenticates_with_every_field(make_app):
         "permissions": ["read", "write"],
         "expires_at": "2099-12-31T23:59:59Z",
     }
-    stored = next(k for k in served.extensions["mcp_auth"].store if k.name == "Reporting Bot")
+    stored = next(
+        k
+        for k in served.extensions["mcp_auth"].state_for(served).store
+        if k.name == "Reporting Bot"
+    )
     assert (stored.requests_per_minute, stored.requests_per_hour) == (100, 1000)
     # A key signed under another secret is refused.
     other = make_app(keys={**SEED_KEYS, **entry}, JWT_SECRET="another-secret").test_client()

@@ -12,7 +12,7 @@ from flask.cli import ScriptInfo
 
 from flask_mcp_auth.checks import expiry_state
 from flask_mcp_auth.cli import mcp_auth_cli
-from flask_mcp_auth.keystore import parse_keys
+from flask_mcp_auth.keys.schema import parse_keys
 
 PLAIN_IDS = ("alpha-secret-id-123", "beta-secret-id-456", "gamma-secret-id-789")
 
@@ -48,7 +48,7 @@ def test_table_shows_each_key_without_its_id(listed_app):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "FINGERPRINT", "ROLE", "PERMISSIONS", "LIMITS", "EXPIRY"]
-    store = listed_app.extensions["mcp_auth"].store
+    store = listed_app.extensions["mcp_auth"].state_for(listed_app).store
     fingerprints = [store.find(key_id).fingerprint for key_id in PLAIN_IDS]
     assert lines[1].split() == [
         "Reporter", fingerprints[0], "user", "read,write", "100/min,", "1000/h",

@@ -31,8 +31,9 @@ def test_every_setting_has_a_unique_name_option_and_meaning() -> None:
 
 def test_without_any_configuration_every_setting_has_its_default() -> None:
     auth = MCPAuth()
-    auth.init_app(Flask("defaults"))
-    assert auth.settings == {s.name: s.default for s in SETTINGS}
+    app = Flask("defaults")
+    auth.init_app(app)
+    assert auth.state_for(app).settings == {s.name: s.default for s in SETTINGS}
 
 
 def test_readme_settings_table_lists_every_setting_with_its_option() -> None:
@@ -63,7 +64,7 @@ def test_precedence_constructor_then_app_config_then_environment_then_default(
     config = {} if app_config is None else {"MCP_DEFAULT_ROLE": app_config}
     options = {} if constructor is None else {"default_role": constructor}
     app = build_app(options=options, **config)
-    assert app.extensions["mcp_auth"].settings["MCP_DEFAULT_ROLE"] == expected
+    assert app.extensions["mcp_auth"].state_for(app).settings["MCP_DEFAULT_ROLE"] == expected
     assert anonymous_role(app) == expected
 
 
@@ -99,7 +100,7 @@ def test_key_store_as_a_dict_in_app_config() -> None:
     app = Flask("dict_store")
     app.config["MCP_API_KEYS"] = {SEED_KEY: {"name": "Dict", "role": "developer"}}
     auth = MCPAuth(app)
-    [key] = list(auth.store)
+    [key] = list(auth.state_for(app).store)
     assert (key.name, key.role) == ("Dict", "developer")
 
 
@@ -121,7 +122,7 @@ def test_unknown_constructor_option_is_a_type_error_naming_it_and_the_valid_ones
 def test_boolean_settings_accept_true_spellings(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("MCP_REQUIRE_SIGNED_KEYS", text)
     app = build_app(JWT_SECRET="s3cret")
-    assert app.extensions["mcp_auth"].settings["MCP_REQUIRE_SIGNED_KEYS"] is True
+    assert app.extensions["mcp_auth"].state_for(app).settings["MCP_REQUIRE_SIGNED_KEYS"] is True
     assert app.test_client().get("/whoami", headers={"X-API-Key": SEED_KEY}).status_code == 401
 
 
@@ -131,20 +132,15 @@ def test_boolean_settings_accept_false_spellings(
 ) -> None:
     monkeypatch.setenv("MCP_ACCEPT_BEARER", text)
     app = build_app()
-    assert app.extensions["mcp_auth"].settings["MCP_ACCEPT_BEARER"] is False
+    assert app.extensions["mcp_auth"].state_for(app).settings["MCP_ACCEPT_BEARER"] is False
     body = app.test_client().get("/whoami", headers={"Authorization": f"Bearer {SEED_KEY}"})
     assert body.get_json()["is_authenticated"] is False
 
 
 def test_boolean_settings_accept_python_booleans_in_app_config() -> None:
-    assert (
-        build_app(MCP_ACCEPT_BEARER=False).extensions["mcp_auth"].settings["MCP_ACCEPT_BEARER"]
-        is False
-    )
-    assert (
-        build_app(MCP_ACCEPT_BEARER=True).extensions["mcp_auth"].settings["MCP_ACCEPT_BEARER"]
-        is True
-    )
+    for value in (False, True):
+        app = build_app(MCP_ACCEPT_BEARER=value)
+        assert app.extensions["mcp_auth"].state_for(app).settings["MCP_ACCEPT_BEARER"] is value
 
 
 @pytest.mark.parametrize("text", ["maybe", "2", "enabled"])
@@ -172,4 +168,4 @@ def test_environment_is_read_at_init_app(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("MCP_DEFAULT_ROLE", "developer")
     app = Flask("late_env")
     auth.init_app(app)
-    assert auth.settings["MCP_DEFAULT_ROLE"] == "developer"
+    assert auth.state_for(app).settings["MCP_DEFAULT_ROLE"] == "developer"

@@ -301,7 +301,7 @@ def test_list_keys_shows_names_and_fingerprints_never_key_ids(client: FlaskClien
     assert all(len(entry["fingerprint"]) == 12 for entry in listed)
     expired = next(entry for entry in listed if entry["name"] == "Expired")
     assert expired["expired"] is True
-    assert expired["expiresAt"] == "2020-01-01T00:00:00Z"
+    assert expired["expires_at"] == "2020-01-01T00:00:00Z"
     for level in LEVELS.values():
         assert level.key not in text
 

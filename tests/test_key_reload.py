@@ -19,7 +19,7 @@ from flask import Flask
 from keyfile_fixtures import FakeClock, restore_sighup, write_atomically, write_in_place
 
 from flask_mcp_auth import ConfigError, MCPAuth, generate_api_key
-from flask_mcp_auth.reload import StoreSource, _signature
+from flask_mcp_auth.keys.source import StoreSource, _signature
 
 pytestmark = pytest.mark.usefixtures(restore_sighup.__name__)
 
@@ -300,7 +300,10 @@ def test_file_is_checked_at_most_once_per_interval(key_file):
 
 def test_default_interval_is_one_second(make_app, key_file):
     app = make_app(keys=None, MCP_API_KEYS_FILE=str(key_file))
-    assert app.extensions["mcp_auth"].settings["MCP_API_KEYS_FILE_CHECK_INTERVAL"] == 1.0
+    assert (
+        app.extensions["mcp_auth"].state_for(app).settings["MCP_API_KEYS_FILE_CHECK_INTERVAL"]
+        == 1.0
+    )
 
 
 def test_sighup_makes_the_next_request_reread_the_file(file_app, key_file):
@@ -348,7 +351,7 @@ def test_recently_modified_file_is_compared_by_content_at_the_next_check(key_fil
 
 def test_reload_request_without_a_file_changes_nothing(make_app):
     app = make_app()  # keys from MCP_API_KEYS only
-    app.extensions["mcp_auth"].keys.request_reload()
+    app.extensions["mcp_auth"].state_for(app).keys.request_reload()
     assert who(app, "chatgpt-connector-key") == (200, "ChatGPT Connector")
 
 

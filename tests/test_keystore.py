@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flask_mcp_auth import ConfigError, KeyStore
-from flask_mcp_auth.keystore import ENTRY_FIELDS, RATE_LIMIT_FIELDS, fingerprint, parse_keys
+from flask_mcp_auth.keys.model import fingerprint
+from flask_mcp_auth.keys.schema import ENTRY_FIELDS, RATE_LIMIT_FIELDS, parse_keys
 
 # A key id nobody could mistake for another string in a message.
 SECRET_ID = "kid-7f3a9c2e-SECRET-d41b"
@@ -113,7 +114,7 @@ def test_unset_or_empty_store_starts_with_no_keys_and_warns(
 ) -> None:
     caplog.set_level(logging.WARNING, logger=KEYS_LOGGER)
     app = build_app(keys=raw) if raw is not None else build_app(keys=None)
-    assert len(app.extensions["mcp_auth"].store) == 0
+    assert len(app.extensions["mcp_auth"].state_for(app).store) == 0
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("MCP_API_KEYS" in r.getMessage() for r in warnings)
     # The app works: anonymous callers get the default role, any key is refused.
@@ -136,7 +137,7 @@ def test_a_key_expired_at_start_up_is_named_by_name_and_fingerprint(
 ) -> None:
     caplog.set_level(logging.WARNING, logger=KEYS_LOGGER)
     app = build_app(SEED_FULL_ENTRY_JSON)  # expiresAt 2025-12-31T23:59:59Z is past
-    [key] = list(app.extensions["mcp_auth"].store)
+    [key] = list(app.extensions["mcp_auth"].state_for(app).store)
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "ChatGPT Connector" in warning
     assert key.fingerprint in warning
@@ -149,7 +150,7 @@ def test_an_unnamed_expired_key_is_named_by_its_fingerprint(
 ) -> None:
     caplog.set_level(logging.WARNING, logger=KEYS_LOGGER)
     app = build_app({SECRET_ID: {"expiresAt": "2020-01-01T00:00:00Z"}})
-    [key] = list(app.extensions["mcp_auth"].store)
+    [key] = list(app.extensions["mcp_auth"].state_for(app).store)
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert key.fingerprint in warning
     assert SECRET_ID not in warning

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flask_mcp_auth.keystore import parse_keys
-from flask_mcp_auth.principal import ROLES
+from flask_mcp_auth.keys.schema import parse_keys
+from flask_mcp_auth.roles import ROLES
 
 
 def test_equal_permission_sets_and_roles_are_shared_between_keys() -> None:

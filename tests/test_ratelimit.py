@@ -16,8 +16,10 @@ from flask import Flask
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute, parse
 
 from flask_mcp_auth import ConfigError, MCPAuth
-from flask_mcp_auth import ratelimit as ratelimit_module
 from flask_mcp_auth.ratelimit import Limit, server_worker_count
+from flask_mcp_auth.ratelimit import counters as ratelimit_counters
+from flask_mcp_auth.ratelimit import limiter as ratelimit_module
+from flask_mcp_auth.ratelimit import responses as ratelimit_responses
 
 KEY = "chatgpt-connector-key"
 
@@ -47,7 +49,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     stand_in = types.SimpleNamespace(time=fake.time, monotonic=fake.monotonic)
     monkeypatch.setattr(limits.storage.memory, "time", stand_in)
-    monkeypatch.setattr(ratelimit_module, "time", stand_in)
+    for module in (ratelimit_module, ratelimit_responses, ratelimit_counters):
+        monkeypatch.setattr(module, "time", stand_in)
     return fake
 
 
@@ -286,10 +289,10 @@ def test_storage_keys_hold_the_fingerprint_never_the_key_id(clock: Clock) -> Non
     call(client, None)
     call(client, "wrong-" + KEY)
     auth = app.extensions["mcp_auth"]
-    stored = list(auth.rate_limits.strategy.storage.storage)
+    stored = list(auth.state_for(app).rate_limits.strategy.storage.storage)
     assert stored
     assert not [k for k in stored if KEY in k]
-    fingerprint = next(iter(auth.store)).fingerprint
+    fingerprint = next(iter(auth.state_for(app).store)).fingerprint
     assert any(fingerprint in k for k in stored)
 
 
@@ -328,8 +331,8 @@ def test_counts_go_to_the_limiter_the_app_passes(clock: Clock) -> None:
 
     client = app.test_client()
     assert [call(client).status_code for _ in range(3)] == [200, 200, 429]
-    assert auth.rate_limits.strategy.storage is limiter.storage
-    fingerprint = next(iter(auth.store)).fingerprint
+    assert auth.state_for(app).rate_limits.strategy.storage is limiter.storage
+    fingerprint = next(iter(auth.state_for(app).store)).fingerprint
     assert any(fingerprint in k for k in limiter.storage.storage)
 
 
@@ -423,7 +426,7 @@ def test_other_limiter_strategies_enforce_the_same_limits(clock: Clock, strategy
 def test_key_prefix_separates_apps_sharing_a_storage(clock: Clock) -> None:
     app = build(keys_with({"requestsPerMinute": 5}), RATELIMIT_KEY_PREFIX="billing")
     call(app.test_client())
-    stored = list(app.extensions["mcp_auth"].rate_limits.strategy.storage.storage)
+    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage.storage)
     assert stored and all("/billing/mcp-auth/key/" in k for k in stored)
 
 

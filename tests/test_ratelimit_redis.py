@@ -11,7 +11,7 @@ from flask import Flask
 from redis_fixtures import RedisServer
 
 from flask_mcp_auth import MCPAuth
-from flask_mcp_auth import ratelimit as ratelimit_module
+from flask_mcp_auth.ratelimit import limiter as ratelimit_module
 
 pytest.importorskip("redis")
 
@@ -56,7 +56,7 @@ def test_redis_keys_hold_fingerprints_never_the_key_id(redis_server: RedisServer
     stored = [k.decode() for k in redis_server.client().keys("*")]
     assert len(stored) == 3  # the key's window, the anonymous window, the failure counter
     assert not [k for k in stored if KEY in k]
-    fingerprint = next(iter(app.extensions["mcp_auth"].store)).fingerprint
+    fingerprint = next(iter(app.extensions["mcp_auth"].state_for(app).store)).fingerprint
     assert any(fingerprint in k for k in stored)
 
 
@@ -66,7 +66,7 @@ def test_both_windows_and_the_lockout_gate_take_one_round_trip(
 ) -> None:
     app = build(redis_server.url, {"requestsPerMinute": 100, "requestsPerHour": 1000})
     auth = app.extensions["mcp_auth"]
-    connection = auth.rate_limits.strategy.storage.get_connection()
+    connection = auth.state_for(app).rate_limits.strategy.storage.get_connection()
     sent: list[str] = []
     real = connection.execute_command
 

@@ -30,7 +30,7 @@ from processes import stop_process
 from werkzeug.serving import make_server
 
 from flask_mcp_auth import MCPAuth, generate_api_key
-from flask_mcp_auth.credentials import SIGNATURE_LENGTH
+from flask_mcp_auth.keys.signing import SIGNATURE_LENGTH
 
 pytest_plugins = ["audit_fixtures"]
 

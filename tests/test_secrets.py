@@ -13,9 +13,15 @@ from core_fixtures import build_app
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from flask_mcp_auth import APIKey, KeyStore, MCPAuthError, Principal, generate_api_key
+from flask_mcp_auth import (
+    APIKey,
+    KeyStore,
+    MCPAuthError,
+    Principal,
+    current_principal,
+    generate_api_key,
+)
 from flask_mcp_auth.credentials import Credential, extract_credential
-from flask_mcp_auth.principal import current_principal
 
 SOURCES = ["header", "bearer", "query"]
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from itsdangerous import Signer
 
 from flask_mcp_auth import generate_api_key
-from flask_mcp_auth.credentials import _SALT, SIGNATURE_LENGTH, KeySigner
+from flask_mcp_auth.keys.signing import _SALT, SIGNATURE_LENGTH, KeySigner
 
 key_ids = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs")), min_size=1, max_size=40

@@ -9,7 +9,7 @@ from core_fixtures import SEED_KEY, SEED_QUICK_SETUP_JSON, build_app
 from flask.testing import FlaskClient
 
 from flask_mcp_auth import ConfigError, KeyStore, generate_api_key
-from flask_mcp_auth.credentials import SIGNATURE_LENGTH
+from flask_mcp_auth.keys.signing import SIGNATURE_LENGTH
 
 SECRET = "jwt-secret-for-tests"
 B64URL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

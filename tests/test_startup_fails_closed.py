@@ -207,7 +207,8 @@ def test_a_swallowed_config_error_leaves_nothing_half_installed_and_guards_still
 
     assert "mcp_auth" not in app.extensions
     assert not app.before_request_funcs
-    assert len(auth.store) == 0
+    with pytest.raises(RuntimeError, match="not initialised on the app"):
+        auth.state_for(app)
     client = app.test_client()
     assert client.get("/tools").status_code == 401
     assert client.get("/tools", headers={"X-API-Key": SECRET_KEY_ID}).status_code == 401

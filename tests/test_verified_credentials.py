@@ -10,8 +10,8 @@ from flask import Flask
 
 from flask_mcp_auth import APIKey, KeyStore, MCPAuth, current_principal, generate_api_key
 from flask_mcp_auth.credentials import HEADER, QUERY, Credential
+from flask_mcp_auth.keys.verified import VerifiedCredentials
 from flask_mcp_auth.principal import Principal
-from flask_mcp_auth.verified import VerifiedCredentials
 
 SECRET = "verified-secret"
 KEYS = {

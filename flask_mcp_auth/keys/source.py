@@ -35,8 +35,11 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from .errors import ConfigError
-from .keystore import SOURCE, APIKey, KeyStore, parse_keys, warn_about_store
+from .. import _time
+from ..errors import ConfigError
+from .model import APIKey
+from .schema import SOURCE, parse_keys
+from .store import KeyStore
 
 log = logging.getLogger("flask_mcp_auth.keys")
 
@@ -107,7 +110,7 @@ class StoreSource:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], secret: str | bytes | None) -> StoreSource:
-        """Load the keys ``init_app`` resolved, warn about them, and hook up SIGHUP."""
+        """Load the keys of resolved settings and warn about them."""
         source = cls(
             settings["MCP_API_KEYS"],
             settings["MCP_API_KEYS_FILE"],
@@ -115,8 +118,6 @@ class StoreSource:
             check_interval=settings["MCP_API_KEYS_FILE_CHECK_INTERVAL"],
         )
         warn_about_store(source.current(), source.describe())
-        if source.path is not None and settings["MCP_API_KEYS_RELOAD_ON_SIGHUP"]:
-            install_sighup_handler()
         return source
 
     def describe(self) -> str:
@@ -255,6 +256,18 @@ def _log_changes(label: str, previous: KeyStore, store: KeyStore) -> None:
         ", ".join(changed) or "none",
     )
     warn_about_store(store, label)
+
+
+def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
+    """Warnings about a store coming into force: empty, or keys already expired."""
+    if len(store) == 0:
+        log.warning("%s is unset or empty: no API keys are configured", source)
+        return
+    now = _time.now()
+    for key in store:
+        if key.expires_at is not None and key.is_expired(now):
+            log.warning("API key %s expired at %s", key.label, key.expires_at.isoformat())
+    log.debug("loaded %d API key(s) from %s", len(store), source)
 
 
 # -- process-wide hooks ------------------------------------------------------

@@ -1,30 +1,24 @@
-"""The key store: parsing and validating ``MCP_API_KEYS``, and looking keys up.
+"""The ``MCP_API_KEYS`` schema: parsing and validating a key document.
 
-In plain-key mode the key id *is* the secret, so nothing here ever puts a key
-id into a message: entries are named by their ``name`` (or their position) and
-by a fingerprint, a short keyed hash that is stable across workers and restarts.
+Every problem is a :class:`~flask_mcp_auth.errors.ConfigError` naming the entry
+(by its ``name`` or position) and the field, never the key id, which in
+plain-key mode is the secret.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import gc
-import hashlib
-import hmac
 import json
-import logging
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ConfigError
-from .principal import ROLES
-
-log = logging.getLogger("flask_mcp_auth.keys")
+from ..errors import ConfigError
+from ..roles import check_role
+from .model import APIKey, fingerprint
 
 SOURCE = "MCP_API_KEYS"
 
@@ -34,100 +28,9 @@ ENTRY_FIELDS = ("name", "userId", "role", "permissions", "rateLimit", "expiresAt
 # ASCII only, or a key that works in ?api_key= would fail in X-API-Key.
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
 RATE_LIMIT_FIELDS = ("requestsPerMinute", "requestsPerHour")
-_CANONICAL_ROLES = {role: role for role in ROLES}
 
-
-def _now() -> datetime:
-    """The current instant (UTC); one place, so tests can pin the clock."""
-    return datetime.now(UTC)
-
-
-def _secret_bytes(text: str | bytes) -> bytes:
-    # Header values arrive as latin-1 decoded str and may hold anything; never raise.
-    # A Flask SECRET_KEY may be bytes (the Flask quickstart's example is).
-    if isinstance(text, bytes):
-        return text
-    return text.encode("utf-8", "surrogatepass")
-
-
-@functools.lru_cache(maxsize=4)
-def _keyed_hmac(secret: str | bytes) -> hmac.HMAC:
-    # Keying an HMAC costs more than hashing a key id: key it once per secret
-    # (a store of 100,000 keys fingerprints them all at start-up), copy per key.
-    return hmac.new(_secret_bytes(secret), digestmod=hashlib.sha256)
-
-
-def fingerprint(key_id: str, secret: str | bytes | None = None) -> str:
-    """A short, non-secret identifier for a key id, the same in every process.
-
-    With a secret it is an HMAC, so a log reader cannot test guesses of a
-    plain key id against it.
-    """
-    data = _secret_bytes(key_id)
-    if secret:
-        mac = _keyed_hmac(secret).copy()
-        mac.update(data)
-        digest = mac.hexdigest()
-    else:
-        digest = hashlib.sha256(b"flask-mcp-auth:" + data).hexdigest()
-    return digest[:12]
-
-
-@dataclass(frozen=True, slots=True)
-class APIKey:
-    """One validated entry of the key store."""
-
-    key_id: str = field(repr=False)
-    name: str | None
-    user_id: str | None
-    role: str
-    permissions: frozenset[str]
-    requests_per_minute: int | None
-    requests_per_hour: int | None
-    expires_at: datetime | None
-    fingerprint: str
-
-    @property
-    def label(self) -> str:
-        """How messages refer to this key: its name and fingerprint, never its id."""
-        return f"{self.name or 'unnamed key'} [{self.fingerprint}]"
-
-    def is_expired(self, now: datetime | None = None) -> bool:
-        if self.expires_at is None:
-            return False
-        return (now or _now()) >= self.expires_at
-
-
-class KeyStore:
-    """An immutable set of API keys, looked up by the presented key id."""
-
-    def __init__(self, keys: Mapping[str, APIKey] | None = None) -> None:
-        # Indexed by a digest of the key id: the lookup hashes the presented
-        # value, so timing reveals nothing about how much of a key id matched.
-        self._by_digest: dict[bytes, APIKey] = {
-            hashlib.sha256(_secret_bytes(k)).digest(): v for k, v in (keys or {}).items()
-        }
-
-    def __len__(self) -> int:
-        return len(self._by_digest)
-
-    def __iter__(self) -> Iterator[APIKey]:
-        return iter(self._by_digest.values())
-
-    def find(self, key_id: str) -> APIKey | None:
-        presented = _secret_bytes(key_id)
-        key = self._by_digest.get(hashlib.sha256(presented).digest())
-        if key is not None and hmac.compare_digest(_secret_bytes(key.key_id), presented):
-            return key
-        return None
-
-    def contains(self, key_id: str) -> bool:
-        return self.find(key_id) is not None
-
-    @classmethod
-    def load(cls, raw: Any, secret: str | bytes | None = None, source: str = SOURCE) -> KeyStore:
-        """Parse and validate a key store (JSON text, or an already-decoded mapping)."""
-        return cls(parse_keys(raw, secret, source))
+#: Builds the ConfigError for a field of the entry being parsed.
+Fail = Callable[[str | None, str], ConfigError]
 
 
 def parse_keys(
@@ -276,9 +179,10 @@ def _parse_entry(
     name = _optional_string(entry, "name", fail)
     user_id = _optional_string(entry, "userId", fail)
 
-    role = entry.get("role", "guest")
-    if role not in ROLES:
-        raise fail("role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    try:
+        role = check_role(entry.get("role", "guest"))
+    except ValueError as exc:
+        raise fail("role", str(exc)) from None
 
     permissions = entry.get("permissions", [])
     if not isinstance(permissions, list) or not all(
@@ -294,7 +198,7 @@ def _parse_entry(
         key_id=key_id,
         name=name,
         user_id=user_id,
-        role=_CANONICAL_ROLES[role],  # one string per role, not one per key
+        role=role,
         permissions=permission_sets.setdefault(granted, granted),
         requests_per_minute=per_minute,
         requests_per_hour=per_hour,
@@ -303,7 +207,7 @@ def _parse_entry(
     )
 
 
-def _optional_string(entry: Mapping[str, Any], field_name: str, fail: Any) -> str | None:
+def _optional_string(entry: Mapping[str, Any], field_name: str, fail: Fail) -> str | None:
     value = entry.get(field_name)
     if value is None:
         return None
@@ -312,7 +216,7 @@ def _optional_string(entry: Mapping[str, Any], field_name: str, fail: Any) -> st
     return value
 
 
-def _parse_rate_limit(value: Any, fail: Any) -> tuple[int | None, int | None]:
+def _parse_rate_limit(value: Any, fail: Fail) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
     if not isinstance(value, Mapping):
@@ -334,7 +238,7 @@ def _parse_rate_limit(value: Any, fail: Any) -> tuple[int | None, int | None]:
     return limits[0], limits[1]
 
 
-def _parse_expiry(value: Any, fail: Any) -> datetime | None:
+def _parse_expiry(value: Any, fail: Fail) -> datetime | None:
     if value is None:
         return None
     problem = "must be an ISO 8601 date-time with a timezone, e.g. 2025-12-31T23:59:59Z"
@@ -352,13 +256,4 @@ def _parse_expiry(value: Any, fail: Any) -> datetime | None:
         raise fail("expiresAt", f"{value!r} is out of range in UTC") from None
 
 
-def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
-    """Start-up warnings: an empty store, keys that have already expired."""
-    if len(store) == 0:
-        log.warning("%s is unset or empty: no API keys are configured", source)
-        return
-    now = _now()
-    for key in store:
-        if key.is_expired(now):
-            log.warning("API key %s expired at %s", key.label, key.expires_at.isoformat())
-    log.debug("loaded %d API key(s) from %s", len(store), source)
+__all__ = ["ENTRY_FIELDS", "RATE_LIMIT_FIELDS", "SOURCE", "parse_keys"]

@@ -1,0 +1,40 @@
+"""The key store: an immutable set of validated API keys, looked up by the presented key id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .model import APIKey, SecretIndex
+from .schema import SOURCE, parse_keys
+
+
+def _key_id_of(key: APIKey) -> str:
+    return key.key_id
+
+
+class KeyStore:
+    """An immutable set of API keys, looked up by the presented key id in constant time."""
+
+    def __init__(self, keys: Mapping[str, APIKey] | None = None) -> None:
+        self._index = SecretIndex(_key_id_of, (keys or {}).values())
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[APIKey]:
+        return iter(self._index)
+
+    def find(self, key_id: str) -> APIKey | None:
+        return self._index.get(key_id)
+
+    def contains(self, key_id: str) -> bool:
+        return self.find(key_id) is not None
+
+    @classmethod
+    def load(cls, raw: Any, secret: str | bytes | None = None, source: str = SOURCE) -> KeyStore:
+        """Parse and validate a key store (JSON text, or an already-decoded mapping)."""
+        return cls(parse_keys(raw, secret, source))
+
+
+__all__ = ["KeyStore"]

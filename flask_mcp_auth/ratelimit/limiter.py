@@ -1,0 +1,254 @@
+"""Per-key rate limits and failed-attempt throttling on flask-limiter's storage.
+
+flask-limiter owns the configuration (``RATELIMIT_STORAGE_URI``,
+``RATELIMIT_STORAGE_OPTIONS``, ``RATELIMIT_STRATEGY``, ``RATELIMIT_KEY_PREFIX``)
+and the storage; :class:`RateLimits` counts through the limiter's ``limits``
+strategy directly (see :mod:`.counters`), with limit items parsed once at
+start-up, instead of going through flask-limiter's per-request decorator
+machinery (which costs about as much as the whole Flask request).
+
+Storage identifiers use the key's fingerprint, never the key id (which in
+plain-key mode is the secret), and the client address for anonymous callers
+and failed attempts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, after_this_request, request
+from limits import RateLimitItem
+from limits.storage import MemoryStorage
+from limits.strategies import RateLimiter
+
+from ..errors import AuthServiceUnavailable, ConfigError
+from ..keys.model import APIKey
+from ..principal import Principal
+from .counters import Counter, Gate, Outcome, Window, make_counter
+from .limits import Limit, key_limits, parse_limits
+from .responses import add_headers, exceeded, key_advice, locked_out, reported_window
+from .storage import create_limiter, warn_if_memory_under_workers
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
+
+log = logging.getLogger("flask_mcp_auth.ratelimit")
+
+#: While the storage is down, how often (seconds) a request tries it again.
+STORAGE_RETRY_INTERVAL = 1.0
+
+# First identifier of every storage key this module writes, after the limiter's prefix.
+_NAMESPACE = "mcp-auth"
+
+
+class RateLimits:
+    """Per-key, default, anonymous and failed-attempt limits for one app."""
+
+    def __init__(
+        self,
+        strategy: RateLimiter,
+        *,
+        default_limits: Sequence[RateLimitItem] = (),
+        anonymous_limits: Sequence[RateLimitItem] = (),
+        failure_limit: RateLimitItem | None = None,
+        fail_closed: bool = False,
+        key_prefix: str = "",
+    ) -> None:
+        self.strategy = strategy
+        self.default_limits = tuple(Limit.of(item) for item in default_limits)
+        self.anonymous_limits = tuple(Limit.of(item) for item in anonymous_limits)
+        self.failure_limit = Limit.of(failure_limit) if failure_limit is not None else None
+        self.fail_closed = fail_closed
+        # Scopes are single identifiers "[prefix/]mcp-auth/<kind>/<id>": a key's fingerprint
+        # or a client address, never a key id.
+        self._scope = f"{key_prefix}/{_NAMESPACE}/" if key_prefix else f"{_NAMESPACE}/"
+        self._counter: Counter = make_counter(strategy)
+        # Same strategy over process memory: where counting goes while the storage is down.
+        self._fallback: Counter = make_counter(type(strategy)(MemoryStorage()))
+        self._down_since: float | None = None  # time.monotonic() of the outage's first error
+        self._next_retry = 0.0
+        # (requestsPerMinute, requestsPerHour) -> limits, parsed once per distinct pair.
+        self._key_limits: dict[tuple[int | None, int | None], tuple[Limit, ...]] = {}
+
+    # -- set-up ------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls, app: Flask, settings: dict[str, Any], limiter: Limiter | None
+    ) -> RateLimits:
+        """Build from resolved (so already validated) settings, creating a Limiter if the
+        app passed none."""
+        failure = parse_limits("MCP_AUTH_FAILURE_LIMIT", settings["MCP_AUTH_FAILURE_LIMIT"])
+        default_limits = parse_limits("MCP_DEFAULT_RATE_LIMIT", settings["MCP_DEFAULT_RATE_LIMIT"])
+        anonymous_limits = parse_limits(
+            "MCP_ANONYMOUS_RATE_LIMIT", settings["MCP_ANONYMOUS_RATE_LIMIT"]
+        )
+        if limiter is None:
+            limiter = create_limiter(app, settings["RATELIMIT_STORAGE_URI"])
+        try:
+            strategy = limiter.limiter
+        except (AssertionError, AttributeError):
+            raise ConfigError(
+                "the Limiter passed to MCPAuth(limiter=...) is not initialised: create it with "
+                "Limiter(..., app=app) or call limiter.init_app(app) before MCPAuth"
+            ) from None
+        warn_if_memory_under_workers(strategy.storage)
+        return cls(
+            strategy,
+            default_limits=default_limits,
+            anonymous_limits=anonymous_limits,
+            failure_limit=failure[0] if failure else None,
+            fail_closed=settings["MCP_RATELIMIT_FAIL_CLOSED"],
+            key_prefix=str(app.config.get("RATELIMIT_KEY_PREFIX") or ""),
+        )
+
+    def limits_for(self, key: APIKey) -> tuple[Limit, ...]:
+        """The windows a key is held to: its rateLimit, else MCP_DEFAULT_RATE_LIMIT."""
+        pair = (key.requests_per_minute, key.requests_per_hour)
+        limits = self._key_limits.get(pair)
+        if limits is None:
+            items = key_limits(*pair)
+            limits = tuple(Limit.of(item) for item in items) if items else self.default_limits
+            self._key_limits[pair] = limits
+        return limits
+
+    def preload(self, keys: Iterable[APIKey]) -> None:
+        """Parse every key's limits now, so no request pays for it."""
+        for key in keys:
+            self.limits_for(key)
+
+    # -- per request -------------------------------------------------------------------
+
+    def check_key(self, key: APIKey) -> None:
+        """Count a request by an authenticated key; raise a 429 when over a limit."""
+        gate = self._gate()
+        limits = self.limits_for(key)
+        if not limits and gate is None:
+            return
+        scope = f"{self._scope}key/{key.fingerprint}"
+        outcome: Outcome = self._with_storage(lambda counter: counter.hit(limits, scope, gate))
+        if outcome.locked_until is not None:
+            raise locked_out(outcome.locked_until)
+        if self._settle(outcome.windows):
+            raise exceeded(outcome.windows[-1], f"for key {key.label}", key_advice(key))
+
+    def check_anonymous(self) -> None:
+        """Count a request without a credential against MCP_ANONYMOUS_RATE_LIMIT."""
+        if not self.anonymous_limits:
+            return
+        scope = f"{self._scope}anonymous/{client_address()}"
+        outcome: Outcome = self._with_storage(
+            lambda counter: counter.hit(self.anonymous_limits, scope, None)
+        )
+        if self._settle(outcome.windows):
+            raise exceeded(
+                outcome.windows[-1],
+                "for anonymous callers from this address",
+                "Send an API key, or wait for the window to reset.",
+            )
+
+    def failed_attempt(self, counted: bool) -> None:
+        """A credential was refused; raise 429 if the address is (now) locked out.
+
+        ``counted``: the credential was invalid (a guess) and counts as a
+        failed attempt; an expired key is only checked against the lock.
+        """
+        gate = self._gate()
+        if gate is None:
+            return
+        if counted:
+            window: Window = self._with_storage(lambda counter: counter.record(*gate))
+            if window.breached:
+                log.debug("failed-attempt limit reached for address %s", client_address())
+                raise locked_out(window.reset_at)
+        else:
+            window = self._with_storage(lambda counter: counter.peek(*gate))
+            if window.remaining <= 0:
+                raise locked_out(window.reset_at)
+
+    def window_stats(self, principal: Principal) -> list[dict[str, Any]]:
+        """For the status route: each window of the caller, read without counting a hit."""
+        if principal.is_authenticated and principal.key is not None:
+            limits = self.limits_for(principal.key)
+            scope = f"{self._scope}key/{principal.key.fingerprint}"
+        else:
+            limits = self.anonymous_limits
+            scope = f"{self._scope}anonymous/{client_address()}"
+        windows: list[Window] = self._with_storage(
+            lambda counter: [counter.peek(limit, scope) for limit in limits]
+        )
+        return [
+            {
+                "limit": str(window.item),
+                "window": window.item.GRANULARITY.name,
+                "amount": window.item.amount,
+                "remaining": max(window.remaining, 0),
+                "reset": math.ceil(window.reset_at),
+            }
+            for window in windows
+        ]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _gate(self) -> Gate | None:
+        if self.failure_limit is None:
+            return None
+        return self.failure_limit, f"{self._scope}failures/{client_address()}"
+
+    @staticmethod
+    def _settle(windows: tuple[Window, ...]) -> bool:
+        """Remember the window the headers report; True if the last one was breached."""
+        if not windows:
+            return False
+        reported = reported_window(windows)
+        # A hook for this response only: requests that no limit counted pay nothing.
+        after_this_request(functools.partial(add_headers, reported))
+        return reported.breached
+
+    def _with_storage(self, operation: Callable[[Counter], Any]) -> Any:
+        """Run ``operation`` on the storage; on failure fall back to memory or fail closed."""
+        if self._down_since is not None and time.monotonic() < self._next_retry:
+            return self._degraded(operation)
+        try:
+            result = operation(self._counter)
+        except Exception as exc:  # any storage client error means the storage is unusable
+            self._storage_failed(exc)
+            return self._degraded(operation)
+        if self._down_since is not None:
+            log.warning(
+                "rate-limit storage is reachable again after %.0f s; limits are shared again",
+                time.monotonic() - self._down_since,
+            )
+            self._down_since = None
+        return result
+
+    def _degraded(self, operation: Callable[[Counter], Any]) -> Any:
+        if self.fail_closed:
+            raise AuthServiceUnavailable()
+        return operation(self._fallback)
+
+    def _storage_failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self._next_retry = now + STORAGE_RETRY_INTERVAL
+        if self._down_since is not None:
+            return
+        self._down_since = now
+        mode = (
+            "answering 503 until it is back"
+            if self.fail_closed
+            else "counting in this process's memory until it is back"
+        )
+        log.error("rate-limit storage unavailable (%s: %s); %s", type(exc).__name__, exc, mode)
+
+
+def client_address() -> str:
+    # request.remote_addr is the peer; behind a proxy, ProxyFix makes it the client.
+    return request.remote_addr or "unknown"
+
+
+__all__ = ["RateLimits"]

@@ -1,0 +1,88 @@
+"""The flask-limiter ``Limiter`` whose storage the counters use, and the warning for
+per-process memory under several worker processes."""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import MemoryStorage, Storage
+
+from ..errors import ConfigError
+
+
+def create_limiter(app: Flask, storage_uri: str) -> Limiter:
+    """A flask-limiter ``Limiter`` configured from the app's ``RATELIMIT_*`` settings.
+
+    It is initialised on a private Flask object carrying the app's
+    ``RATELIMIT_*`` configuration, so it builds its storage and strategy
+    exactly as for the app but installs no request hooks there: flask-mcp-auth
+    counts through it directly, and flask-limiter's per-request hooks alone
+    would double the cost of a request.  Apps that also want flask-limiter's
+    decorators pass their own Limiter (``MCPAuth(app, limiter=...)``).
+    """
+    holder = Flask(__name__)
+    holder.config.update({k: v for k, v in app.config.items() if k.startswith("RATELIMIT_")})
+    holder.config["RATELIMIT_STORAGE_URI"] = storage_uri
+    # RATELIMIT_ENABLED switches flask-limiter's own limits; these are switched by their settings.
+    holder.config.pop("RATELIMIT_ENABLED", None)
+    # The key function is never called: this Limiter installs no hooks and counts nothing itself.
+    limiter = Limiter(get_remote_address)
+    try:
+        limiter.init_app(holder)
+    except LimitsConfigurationError as exc:  # e.g. an unknown storage scheme or strategy
+        # The message may quote the storage URI: keep its password out of start-up logs.
+        reason = re.sub(r"//[^/@\s]*@", "//***@", str(exc))
+        raise ConfigError(f"rate-limit storage (RATELIMIT_*): {reason}") from None
+    return limiter
+
+
+def server_worker_count() -> int | None:
+    """The number of worker processes of the server loading this app, when it is known.
+
+    gunicorn: the app is loaded by a worker (``Worker.load_wsgi``) or, with
+    ``--preload``, by the arbiter; both are on the call stack and carry the
+    resolved configuration (command line, config file, ``GUNICORN_CMD_ARGS``
+    and ``WEB_CONCURRENCY`` all applied) as ``self.cfg``.  uWSGI: ``uwsgi.numproc``.
+    """
+    base = sys.modules.get("gunicorn.workers.base")
+    arbiter = sys.modules.get("gunicorn.arbiter")
+    owners = tuple(
+        cls
+        for cls in (getattr(base, "Worker", None), getattr(arbiter, "Arbiter", None))
+        if cls is not None
+    )
+    if owners:
+        frame = sys._getframe(1)
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, owners):
+                workers = getattr(getattr(owner, "cfg", None), "workers", None)
+                if isinstance(workers, int):
+                    return workers
+            frame = frame.f_back
+    uwsgi = sys.modules.get("uwsgi")
+    numproc = getattr(uwsgi, "numproc", None)
+    return numproc if isinstance(numproc, int) else None
+
+
+def warn_if_memory_under_workers(storage: Storage) -> None:
+    if not isinstance(storage, MemoryStorage):
+        return
+    workers = server_worker_count()
+    if workers is not None and workers > 1:
+        message = (
+            f"flask-mcp-auth: rate limits use memory:// storage under a server with {workers} "
+            "worker processes; each worker counts separately, so a key gets up to "
+            f"{workers}x its limit. Set RATELIMIT_STORAGE_URI to a shared storage such as "
+            "redis://host:6379."
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+__all__ = ["create_limiter", "server_worker_count", "warn_if_memory_under_workers"]
