@@ -185,7 +185,6 @@ def httpauth_missing() -> str:
 
 def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
     no_httpauth = httpauth_missing()
-    no_full = "" if stacks.HAS_FULL else stacks.FULL_MISSING
     hand_audit = workdir / "hand-audit.log"
     full_audit = workdir / "mcp-audit.log"
     many_audit = workdir / "mcp-audit-many.log"
@@ -229,7 +228,6 @@ def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
             lambda: stacks.mcp_full(str(full_audit)),
             f"target <= {FULL_TARGET}",
             (*full_checks, expect_audit_line(full_audit)),
-            no_full,
         ),
         Stack(
             "mcp_full_many",
@@ -239,7 +237,6 @@ def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
             ),
             f"target <= {MANY_KEYS_TARGET} x 10 keys",
             (*full_checks, expect_audit_line(many_audit)),
-            no_full,
         ),
         Stack(
             "mcp_auth_many",
@@ -287,27 +284,20 @@ def key_file(key_count: int, workdir: Path) -> Path:
     """A key store of ``key_count`` keys as a JSON file, written once per run."""
     path = workdir / f"keys-{key_count}.json"
     if not path.exists():
-        path.write_text(stacks.key_store(key_count, rate_limited=stacks.HAS_FULL))
+        path.write_text(stacks.key_store(key_count, rate_limited=True))
     return path
 
 
 def probe_memory(key_count: int, workdir: Path) -> dict[str, Any]:
-    """Build the full configuration (or auth only, if that is all there is) with
-    ``key_count`` keys in this process, answer one request, report load time and RSS.
+    """Build the full configuration with ``key_count`` keys in this process, answer one
+    request, report load time and RSS.
 
     The keys come from a file the parent wrote, as a worker would get them: through
-    MCP_API_KEYS_FILE where it exists, else as the MCP_API_KEYS text.
+    MCP_API_KEYS_FILE.
     """
     path = key_file(key_count, workdir)
     started = time.process_time()
-    if stacks.HAS_KEY_FILE:
-        source: dict[str, str] = {"keys_file": str(path)}
-    else:
-        source = {"keys": path.read_text()}
-    if stacks.HAS_FULL:
-        app = stacks.mcp_full(str(workdir / f"probe-{key_count}.log"), **source)
-    else:
-        app = stacks.mcp_auth_only(**source)
+    app = stacks.mcp_full(str(workdir / f"probe-{key_count}.log"), keys_file=str(path))
     load_seconds = time.process_time() - started
     expect_ok(app, make_environ({stacks.HEADER: stacks.API_KEY}))
     gc.collect()
@@ -332,7 +322,6 @@ def run_probe(key_count: int, workdir: Path) -> dict[str, Any]:
 
 @dataclass
 class Scaling:
-    configuration: str
     many_keys: int
     load_seconds: float
     rss_few_kib: int
@@ -343,7 +332,6 @@ def measure_scaling(many_keys: int, workdir: Path, probes: int) -> Scaling:
     few = [run_probe(10, workdir) for _ in range(probes)]
     many = [run_probe(many_keys, workdir) for _ in range(probes)]
     return Scaling(
-        configuration="full" if stacks.HAS_FULL else "authentication only",
         many_keys=many_keys,
         load_seconds=min(p["load_seconds"] for p in many),
         rss_few_kib=min(p["rss_kib"] for p in few),
@@ -484,12 +472,8 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
 
     specs: dict[str, str] = {"bare": 'stacks:wsgi_app("bare")'}
     redis_note = "" if shutil.which("redis-server") else "skipped: redis-server not installed"
-    if stacks.HAS_FULL:
-        audit = workdir / "gunicorn-mcp-audit.log"
-        specs["mcp_full_memory"] = f'stacks:wsgi_app("mcp_full", "{audit}")'
-    else:
-        result.skipped["mcp_full_memory"] = stacks.FULL_MISSING
-        result.skipped["mcp_full_redis"] = stacks.FULL_MISSING
+    audit = workdir / "gunicorn-mcp-audit.log"
+    specs["mcp_full_memory"] = f'stacks:wsgi_app("mcp_full", "{audit}")'
     httpauth_note = httpauth_missing()
     if httpauth_note:
         result.skipped["hand_redis"] = httpauth_note
@@ -500,9 +484,8 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
                 result.skipped.setdefault(name, redis_note)
         else:
             redis_uri = cleanup.enter_context(redis_server(workdir))
-            if stacks.HAS_FULL:
-                audit = workdir / "gunicorn-mcp-redis-audit.log"
-                specs["mcp_full_redis"] = f'stacks:wsgi_app("mcp_full", "{audit}", "{redis_uri}")'
+            audit = workdir / "gunicorn-mcp-redis-audit.log"
+            specs["mcp_full_redis"] = f'stacks:wsgi_app("mcp_full", "{audit}", "{redis_uri}")'
             if not httpauth_note:
                 audit = workdir / "gunicorn-hand-audit.log"
                 specs["hand_redis"] = f'stacks:wsgi_app("hand", "{audit}", "{redis_uri}")'
@@ -769,7 +752,7 @@ def gunicorn_cells(results: Results, name: str) -> list[str]:
     return [f"{rps:,.0f}", ratio_text(gunicorn_ratio(results, name))]
 
 
-KEY_SOURCE = "a key file (`MCP_API_KEYS_FILE`)" if stacks.HAS_KEY_FILE else "`MCP_API_KEYS` JSON"
+KEY_SOURCE = "a key file (`MCP_API_KEYS_FILE`)"
 
 
 def scaling_lines(results: Results) -> list[str]:
@@ -778,14 +761,10 @@ def scaling_lines(results: Results) -> list[str]:
         return ["- Scaling not measured."]
     by_name = {s.name: s for s in results.stacks}
     few, many = by_name["mcp_full"], by_name["mcp_full_many"]
-    lines = []
-    if few.samples and many.samples:
-        lines.append(
-            f"- Request cost, full configuration, {scaling.many_keys:,} keys vs 10 keys: "
-            f"{many.best / few.best:.3f}x"
-        )
-    else:
-        lines.append(f"- Request cost with {scaling.many_keys:,} keys: n/a — {stacks.FULL_MISSING}")
+    lines = [
+        f"- Request cost, full configuration, {scaling.many_keys:,} keys vs 10 keys: "
+        f"{many.best / few.best:.3f}x"
+    ]
     auth_few, auth_many = by_name["mcp_auth"], by_name["mcp_auth_many"]
     if auth_few.samples and auth_many.samples:
         lines.append(
@@ -795,14 +774,13 @@ def scaling_lines(results: Results) -> list[str]:
         )
     delta_mib = (scaling.rss_many_kib - scaling.rss_few_kib) / 1024
     lines += [
-        f"- Start-up ({scaling.configuration} configuration): loading {scaling.many_keys:,} keys "
+        f"- Start-up (full configuration): loading {scaling.many_keys:,} keys "
         f"from {KEY_SOURCE} takes {scaling.load_seconds:.2f} s of CPU time "
         "(best of the probes).",
-        f"- Resident memory of a fresh process serving the {scaling.configuration} configuration "
+        f"- Resident memory of a fresh process serving the full configuration "
         f"(what each gunicorn worker holds): {scaling.rss_few_kib / 1024:.1f} MiB with 10 keys, "
         f"{scaling.rss_many_kib / 1024:.1f} MiB with {scaling.many_keys:,} keys "
-        f"(+{delta_mib:.1f} MiB, {delta_mib * 1024 * 1024 / scaling.many_keys:.0f} bytes a key"
-        f"{'' if stacks.HAS_KEY_FILE else ', including the JSON text kept in app.config'}).",
+        f"(+{delta_mib:.1f} MiB, {delta_mib * 1024 * 1024 / scaling.many_keys:.0f} bytes a key).",
     ]
     return lines
 
