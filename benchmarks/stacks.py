@@ -2,7 +2,7 @@
 
 Every stack serves the same trivial JSON route, ``GET /data``, and (where it
 authenticates at all) expects the same key in ``X-API-Key``.  The builders are
-shared by the in-process measurements (``bench.py``) and by gunicorn, which
+shared by the in-process measurements (``inprocess.py``) and by gunicorn, which
 loads them as ``stacks:wsgi_app("<stack>", ...)``.
 
 The hand-assembled stacks are written the way their documentation shows:
@@ -46,6 +46,15 @@ def bare() -> Flask:
     app = Flask("bench_bare")
     _add_route(app)
     return app
+
+
+def httpauth_missing() -> str:
+    """Why the Flask-HTTPAuth stacks cannot be built here, or "" if they can."""
+    try:
+        import flask_httpauth  # noqa: F401
+    except ImportError:
+        return "Flask-HTTPAuth is not installed (pip install flask-httpauth, or run tox -e bench)"
+    return ""
 
 
 def _token_auth() -> Any:
