@@ -76,7 +76,7 @@ def gunicorn_cells(results: Results, name: str) -> list[str]:
 def table(results: Results) -> list[str]:
     """The one table: in-process rows, then the gunicorn-only rows, then why any cell is n/a."""
     rows = [
-        "| stack | µs per request | x bare, in process | spread | issue's figure | "
+        "| stack | µs per request | x bare, in process | spread | reference or target | "
         "req/s, gunicorn | x bare, gunicorn |",
         "|---|---:|---:|---:|---|---:|---:|",
     ]
