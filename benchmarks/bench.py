@@ -40,9 +40,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+# The directory is not a package: its modules import each other from it, and gunicorn
+# imports stacks.py the same way (--pythonpath).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# The directory is not a package; gunicorn imports stacks.py the same way.
 import inprocess
 from breakdown import breakdown
 from common import REPO_ROOT
