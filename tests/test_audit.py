@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import RecordingHandler
 from flask import Flask
+from support.audit import RecordingHandler
 
 from flask_mcp_auth import audit
 from flask_mcp_auth.audit import AUDIT_LOGGER, REQUEST_ID_HEADER
 from flask_mcp_auth.keystore import fingerprint
 
-pytest_plugins = ["audit_fixtures"]
+pytestmark = pytest.mark.usefixtures("clean_logging")
 
 FIELDS = {
     "ts",

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from core_fixtures import SEED_KEY, SEED_QUICK_SETUP_JSON, build_app, frozen_clock
 from flask import Flask, jsonify
+from support.clocks import frozen_clock
+from support.flask_app import build_app
+from support.seed import SEED_KEY, SEED_QUICK_SETUP_JSON
 from werkzeug.local import LocalProxy
 
 from flask_mcp_auth import MCPAuth, current_principal

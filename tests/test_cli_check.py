@@ -10,10 +10,10 @@ import textwrap
 from typing import Any
 
 import pytest
-from cli_helpers import run_cli, run_cli_with_factory
 from click.testing import CliRunner
 from flask import Flask
 from flask.cli import ScriptInfo
+from support.cli import run_cli, run_cli_with_factory
 
 from flask_mcp_auth import MCPAuth
 from flask_mcp_auth.checks import weak_key_id_reason

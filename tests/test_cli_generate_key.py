@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from cli_helpers import run_cli
-from conftest import SEED_KEYS
+from support.cli import run_cli
+from support.seed import SEED_KEYS
 
 from flask_mcp_auth.cli import parse_expiry
 

@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cli_helpers import run_cli
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
+from support.cli import run_cli
 
 from flask_mcp_auth.checks import expiry_state
 from flask_mcp_auth.cli import mcp_auth_cli

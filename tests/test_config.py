@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from core_fixtures import SEED_KEY, build_app
 from flask import Flask
+from support.flask_app import build_app
+from support.seed import SEED_KEY
 
 from flask_mcp_auth import ConfigError, MCPAuth
 from flask_mcp_auth.config import SETTINGS

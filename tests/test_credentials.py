@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_fixtures import build_app
 from flask.testing import FlaskClient
+from support.flask_app import build_app
 
 KEYS = {
     "header-key-id": {"name": "Header Key", "role": "admin"},

@@ -8,7 +8,7 @@ import pytest
 
 from flask_mcp_auth.debug import NAMESPACES, enabled_namespaces, namespace_enabled
 
-pytest_plugins = ["audit_fixtures"]
+pytestmark = pytest.mark.usefixtures("clean_logging")
 
 ALL = ["auth:keys", "auth:request", "auth:ratelimit"]
 

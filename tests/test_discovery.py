@@ -199,12 +199,7 @@ class MemoryStorage:
 
 def test_the_mcp_sdk_oauth_flow_stops_once_with_our_explanation(make_app):
     """The official client, set up for OAuth, probes each URL once and fails with our text."""
-    app = make_app(MCP_DEFAULT_ROLE="")
-
-    @app.post("/mcp")
-    def mcp() -> dict[str, Any]:
-        return {}
-
+    app = make_app(MCP_DEFAULT_ROLE="")  # its POST /mcp stands in for an MCP endpoint
     requests: list[tuple[str, str]] = []
     wsgi_app = app.wsgi_app
 

@@ -7,8 +7,9 @@ from typing import Any
 import anyio
 import pytest
 from asgiref.wsgi import WsgiToAsgi
-from core_fixtures import SEED_KEY, build_app
 from flask import Flask
+from support.flask_app import build_app
+from support.seed import SEED_KEY
 from werkzeug.exceptions import HTTPException, Unauthorized
 
 from flask_mcp_auth import (

@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from example_fixtures import (
+from flask import Flask
+from mcp.shared.exceptions import MCPError
+from support.example import (
     EXPIRED_KEY,
     IN_PROCESS_URL,
     LEVELS,
@@ -16,8 +18,6 @@ from example_fixtures import (
     make_example_app,
     tool_text,
 )
-from flask import Flask
-from mcp.shared.exceptions import MCPError
 
 WRITER = LEVELS["read-write"].key
 READER = LEVELS["read"].key

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from example_fixtures import (
+from mcp.shared.exceptions import MCPError
+from support.example import (
     DEMO_DOTENV,
     GUNICORN_CONF,
     LEVELS,
-    REPO_ROOT,
-    GunicornServer,
-    clean_environment,
     connect,
     connect_failure,
-    free_port,
+    example_gunicorn,
     tool_text,
 )
-from mcp.shared.exceptions import MCPError
+from support.paths import DOCS_DIR, REPO_ROOT
+from support.servers import GunicornServer, child_environment, free_port
 
 # The demo keys of example_app/.env.example and what each may call.
 DEMO_LEVELS = {
@@ -38,7 +37,7 @@ DEMO_LEVELS = {
 
 def demo_environment(instance_path: Path) -> dict[str, str]:
     return {
-        **clean_environment(),
+        **child_environment(),
         "MCP_EXAMPLE_DOTENV": str(DEMO_DOTENV),
         "MCP_EXAMPLE_INSTANCE_PATH": str(instance_path),
         "MCP_EXAMPLE_WORKERS": "2",
@@ -48,7 +47,7 @@ def demo_environment(instance_path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]:
     folder = tmp_path_factory.mktemp("demo-server")
-    server = GunicornServer(folder, demo_environment(folder / "instance"))
+    server = example_gunicorn(folder, demo_environment(folder / "instance"))
     try:
         server.start()
         yield server
@@ -59,7 +58,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornSe
 def test_the_seed_curl_test_works(demo_server: GunicornServer) -> None:
     # curl -H "X-API-Key: chatgpt-connector-key" http://localhost:3210/mcp/status
     response = httpx2.get(
-        f"{demo_server.base_url}/mcp/status",
+        f"{demo_server.url}/mcp/status",
         headers={"X-API-Key": "chatgpt-connector-key"},
         timeout=10,
     )
@@ -71,7 +70,7 @@ def test_the_seed_curl_test_works(demo_server: GunicornServer) -> None:
 
 
 def test_the_demo_configuration_is_announced_once(demo_server: GunicornServer) -> None:
-    assert demo_server.stderr().count("DEMO CONFIGURATION") == 1
+    assert demo_server.output().count("DEMO CONFIGURATION") == 1
 
 
 @pytest.mark.parametrize("key", list(DEMO_LEVELS))
@@ -128,7 +127,7 @@ def test_get_is_405_with_allow_post(demo_server: GunicornServer) -> None:
 def test_notes_survive_a_restart(tmp_path: Path) -> None:
     keys = {"restart-writer-key": LEVELS["read-write"].definition}
     env = {**demo_environment(tmp_path / "instance"), "MCP_API_KEYS": json.dumps(keys)}
-    server = GunicornServer(tmp_path, env)
+    server = example_gunicorn(tmp_path, env)
     headers = {"X-API-Key": "restart-writer-key"}
 
     async def add() -> None:
@@ -157,7 +156,7 @@ def test_gunicorn_binds_127_0_0_1_3210_by_default() -> None:
         "import runpy, sys; s = runpy.run_path(sys.argv[1]); "
         "print(s['bind'], s['workers'], s['wsgi_app'])"
     )
-    env = {**clean_environment(), "MCP_EXAMPLE_DOTENV": str(DEMO_DOTENV)}
+    env = {**child_environment(), "MCP_EXAMPLE_DOTENV": str(DEMO_DOTENV)}
     output = subprocess.run(
         [sys.executable, "-c", probe, str(GUNICORN_CONF)],
         cwd=REPO_ROOT,
@@ -175,15 +174,15 @@ def python_snippets(markdown: Path) -> list[str]:
 
 
 def test_the_python_snippets_of_the_client_guide_run(demo_server: GunicornServer) -> None:
-    snippets = python_snippets(REPO_ROOT / "docs" / "clients.md")
+    snippets = python_snippets(DOCS_DIR / "clients.md")
     assert len(snippets) == 2
     outputs = []
     for snippet in snippets:
-        code = snippet.replace("http://127.0.0.1:3210", demo_server.base_url)
+        code = snippet.replace("http://127.0.0.1:3210", demo_server.url)
         assert code != snippet, "the snippet no longer uses the documented URL"
         run = subprocess.run(
             [sys.executable, "-c", code],
-            env=clean_environment(),
+            env=child_environment(),
             capture_output=True,
             text=True,
             timeout=60,

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from example_fixtures import LEVELS, Level, make_example_app
 from flask.testing import FlaskClient
+from support.example import LEVELS, Level, make_example_app
 
 READER = LEVELS["read"].key
 WRITER = LEVELS["read-write"].key

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx2
 from asgiref.wsgi import WsgiToAsgi
-from example_fixtures import IN_PROCESS_URL, make_example_app, tool_text
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from support.example import IN_PROCESS_URL, make_example_app, tool_text
 
 PER_MINUTE = 8
 # Bounded: connecting costs a few requests (discover probe, initialize,

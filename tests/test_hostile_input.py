@@ -12,7 +12,7 @@ byte, Unicode as UTF-8, and byte sequences that are not UTF-8 at all.  The app
 runs with TESTING on, so an exception would propagate here instead of hiding
 behind a 500 page.
 
-Example counts come from tests/hypothesis_profiles.py (HYPOTHESIS_PROFILE=long
+Example counts come from tests/support/hypothesis_profiles.py (HYPOTHESIS_PROFILE=long
 for many more).
 """
 
@@ -38,7 +38,7 @@ from flask import Flask
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from mcp.types import JSONRPCError
-from redis_fixtures import Gunicorn
+from support.servers import GunicornServer
 from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import make_server
@@ -1023,7 +1023,9 @@ def werkzeug_server(hostile_apps: None) -> Iterator[int]:
 @pytest.fixture(scope="module")
 def gunicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    server = Gunicorn(1, SETTINGS, log_path, app="security_app:create_app()")
+    server = GunicornServer(
+        "security_app:create_app()", workers=1, env=SETTINGS, log_path=log_path, graceful_timeout=2
+    ).start()
     try:
         yield server.port
     finally:

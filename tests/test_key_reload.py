@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from keyfile_fixtures import FakeClock, restore_sighup, write_atomically, write_in_place
+from support.clocks import FakeClock
+from support.keyfiles import write_atomically, write_in_place
 
 from flask_mcp_auth import ConfigError, MCPAuth, generate_api_key
 from flask_mcp_auth.reload import StoreSource, _signature
 
-pytestmark = pytest.mark.usefixtures(restore_sighup.__name__)
+pytestmark = pytest.mark.usefixtures("restore_sighup")
 
 # Plain key ids are secrets: no message may ever contain them.
 OLD_ID = "old-key-7f3a9c2e51"

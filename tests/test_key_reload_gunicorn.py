@@ -1,7 +1,7 @@
 """Live reload across processes: real gunicorn workers notice a rewritten key file.
 
-Each test starts gunicorn (sync workers) on a loopback socket it binds itself
-(port 0, handed over as ``fd://``), and spreads concurrent requests over the
+Each test starts gunicorn (sync workers, tests/apps/reload_app.py) on a loopback
+socket it binds itself (handed over as ``fd://``), and spreads concurrent requests over the
 workers; every response says which worker produced it.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +20,8 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from keyfile_fixtures import write_atomically
-from processes import stop_process
+from support.keyfiles import write_atomically
+from support.servers import GunicornServer
 
 WORKERS = 3
 CONCURRENCY = 6
@@ -38,8 +36,6 @@ ADDED_ID = "added-later-8a4b6c1d"
 REVOKED = {"name": "Revoked Connector", "role": "user", "permissions": ["read"]}
 KEPT = {"name": "Kept Connector", "role": "user", "permissions": ["read"]}
 ADDED = {"name": "Added Connector", "role": "user", "permissions": ["read"]}
-
-TESTS_DIR = Path(__file__).resolve().parent
 
 
 def _isolation_options() -> list[str]:
@@ -101,56 +97,37 @@ def key_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_gunicorn(tmp_path: Path, key_file: Path) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
+    servers: list[GunicornServer] = []
 
     def start(**environment: str) -> Server:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        port = listener.getsockname()[1]
-        log = tmp_path / f"gunicorn-{len(servers)}.log"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MCP_")},
-            "MCP_API_KEYS_FILE": str(key_file),
-            # These tests present a revoked key on purpose, many times: no lockout (429).
-            "MCP_AUTH_FAILURE_LIMIT": "off",
-            **environment,
-        }
-        with open(log, "wb") as log_handle:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--workers",
-                    str(WORKERS),
-                    "--worker-class",
-                    "sync",
-                    "--graceful-timeout",
-                    "3",
-                    "--pythonpath",
-                    str(TESTS_DIR),
-                    "--bind",
-                    f"fd://{listener.fileno()}",
-                    *_isolation_options(),
-                    "reload_gunicorn_app:app",
-                ],
-                env=env,
-                pass_fds=(listener.fileno(),),
-                stdout=log_handle,
-                stderr=subprocess.STDOUT,
-            )
-        listener.close()  # gunicorn holds its own copy
-        server = Server(f"http://127.0.0.1:{port}", process, log)
-        servers.append(server)
+        gunicorn = GunicornServer(
+            "reload_app:app",
+            workers=WORKERS,
+            env={
+                "MCP_API_KEYS_FILE": str(key_file),
+                # These tests present a revoked key on purpose, many times: no lockout (429).
+                "MCP_AUTH_FAILURE_LIMIT": "off",
+                **environment,
+            },
+            extra_args=["--worker-class", "sync", *_isolation_options()],
+            graceful_timeout=3,
+            hand_over_socket=True,
+            ready_path="/mcp/status",
+            log_path=tmp_path / f"gunicorn-{len(servers)}.log",
+        )
+        servers.append(gunicorn)
+        gunicorn.start()
+        assert gunicorn.process is not None
+        server = Server(gunicorn.url, gunicorn.process, gunicorn.log_path)
         server.every_worker(KEPT_ID, until=lambda answers: _workers(answers) >= WORKERS)
         return server
 
     yield start
-    for server in servers:
-        server.process.terminate()
-    for server in servers:
-        stop_process(server.process)
+    for gunicorn in servers:
+        if gunicorn.process is not None:
+            gunicorn.process.terminate()
+    for gunicorn in servers:
+        gunicorn.stop()
 
 
 def _workers(answers: list[Answer], status: int | None = None) -> int:

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from core_fixtures import SEED_FULL_ENTRY_JSON, SEED_KEY, build_app, frozen_clock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clocks import frozen_clock
+from support.flask_app import build_app
+from support.seed import SEED_FULL_ENTRY_JSON, SEED_KEY
 
 from flask_mcp_auth import ConfigError, KeyStore
 from flask_mcp_auth.keystore import ENTRY_FIELDS, RATE_LIMIT_FIELDS, fingerprint, parse_keys

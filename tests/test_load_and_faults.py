@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redis_fixtures import Gunicorn, RedisServer, get
+from support.servers import GunicornServer, RedisServer, get
 
 from flask_mcp_auth import generate_api_key
 
@@ -149,8 +149,8 @@ def statuses(outcomes: Iterable[Outcome], who: str) -> Counter[int | None]:
 
 
 def start_security_gunicorn(
-    start_gunicorn: Callable[..., Gunicorn], workers: int, settings: dict[str, str]
-) -> Gunicorn:
+    start_gunicorn: Callable[..., GunicornServer], workers: int, settings: dict[str, str]
+) -> GunicornServer:
     return start_gunicorn(workers, settings, app=SECURITY_APP)
 
 
@@ -170,7 +170,7 @@ def audit_events(path: Path) -> list[dict[str, object]]:
 
 
 def test_load_across_workers_has_no_errors_and_no_over_admission(
-    redis_server: RedisServer, start_gunicorn: Callable[..., Gunicorn], tmp_path: Path
+    redis_server: RedisServer, start_gunicorn: Callable[..., GunicornServer], tmp_path: Path
 ) -> None:
     audit_log = tmp_path / "audit.log"
     settings = server_settings(LOAD_KEYS, redis_server, audit_log)
@@ -245,7 +245,7 @@ KILL_KEYS = (
 
 
 def test_a_worker_killed_mid_load_loses_only_its_request_and_limits_stay_exact(
-    redis_server: RedisServer, start_gunicorn: Callable[..., Gunicorn]
+    redis_server: RedisServer, start_gunicorn: Callable[..., GunicornServer]
 ) -> None:
     workers = 4
     settings = server_settings(KILL_KEYS, redis_server, "off")
@@ -293,7 +293,7 @@ AUDIT_KEY = LoadKey("audit-fault-6a0e1c93d7", per_minute=100, per_hour=None)
 def test_an_unwritable_audit_destination_never_fails_a_request(
     destination: str,
     redis_server: RedisServer,
-    start_gunicorn: Callable[..., Gunicorn],
+    start_gunicorn: Callable[..., GunicornServer],
     tmp_path: Path,
 ) -> None:
     if destination == "full-disk":

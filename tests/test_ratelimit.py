@@ -346,7 +346,7 @@ def test_an_uninitialised_limiter_is_a_clear_error() -> None:
 
 
 def closed_port() -> int:
-    from redis_fixtures import free_port
+    from support.servers import free_port
 
     return free_port()  # nothing listens there
 

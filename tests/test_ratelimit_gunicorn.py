@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from redis_fixtures import RedisServer, get
+from support.servers import RedisServer, get
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("redis")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from redis_fixtures import RedisServer
+from support.servers import RedisServer
 
 from flask_mcp_auth import MCPAuth
 from flask_mcp_auth import ratelimit as ratelimit_module

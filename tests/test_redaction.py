@@ -7,6 +7,7 @@ import subprocess
 import sys
 from urllib.parse import quote, urlencode
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
@@ -15,7 +16,7 @@ from werkzeug.wrappers import Request
 from flask_mcp_auth import redaction
 from flask_mcp_auth.redaction import REDACTED, RedactingFilter, redact_atoms, redact_query
 
-pytest_plugins = ["audit_fixtures"]
+pytestmark = pytest.mark.usefixtures("clean_logging")
 
 SECRET = "s3cr3t-key-value"
 

@@ -8,14 +8,10 @@ class.  Both with DEBUG=auth:* and the audit log written to a file.
 from __future__ import annotations
 
 import json
-import os
-import re
 import secrets
 import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,15 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import RecordingHandler
 from flask import Flask
-from processes import stop_process
+from support.audit import RecordingHandler, add_test_views
+from support.paths import TESTS_DIR
+from support.servers import GunicornServer, stop_process
 from werkzeug.serving import make_server
 
 from flask_mcp_auth import MCPAuth, generate_api_key
 from flask_mcp_auth.credentials import SIGNATURE_LENGTH
 
-pytest_plugins = ["audit_fixtures"]
+pytestmark = pytest.mark.usefixtures("clean_logging")
 
 JWT_SECRET = "test-signing-secret"
 
@@ -108,8 +105,6 @@ def send(base_url: str, method: str, path: str, headers: dict[str, str]) -> tupl
 
 
 def add_views(app: Flask) -> None:
-    from audit_fixtures import add_test_views
-
     add_test_views(app)
     app.add_url_rule(
         "/forbidden", "forbidden_post", app.view_functions["forbidden"], methods=["POST"]
@@ -197,7 +192,7 @@ def test_secrets_never_logged_by_the_development_server(
 APP_MODULE = """
 from flask import Flask
 from flask_mcp_auth import MCPAuth
-from audit_fixtures import add_test_views
+from support.audit import add_test_views
 
 app = Flask("gunicorn_secret_app")
 MCPAuth(app)
@@ -222,12 +217,11 @@ class Gunicorn:
 
 @pytest.fixture
 def gunicorn_server(tmp_path: Path) -> Iterator[Any]:
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[GunicornServer] = []
 
     def start(environment: dict[str, str]) -> Gunicorn:
         (tmp_path / "secret_app.py").write_text(APP_MODULE)
         (tmp_path / "gunicorn.conf.py").write_text(
-            "bind = '127.0.0.1:0'\n"
             "workers = 1\n"
             f"accesslog = {str(tmp_path / 'access.log')!r}\n"
             f"errorlog = {str(tmp_path / 'error.log')!r}\n"
@@ -235,41 +229,23 @@ def gunicorn_server(tmp_path: Path) -> Iterator[Any]:
             f"access_log_format = {ACCESS_FORMAT!r}\n"
             'logger_class = "flask_mcp_auth.redaction.GunicornLogger"\n'
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_") and k != "DEBUG"}
-        env.update(environment)
-        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(__file__).parent)])
-        with (tmp_path / "output.log").open("wb") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "secret_app:app"],
-                cwd=tmp_path,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(process)
-        base_url = _wait_until_serving(process, tmp_path / "error.log")
-        return Gunicorn(process, base_url, tmp_path)
+        server = GunicornServer(
+            "secret_app:app",
+            config=tmp_path / "gunicorn.conf.py",
+            env=environment,
+            ready_path="/mcp/status",
+            cwd=tmp_path,
+            pythonpath=[tmp_path, TESTS_DIR],
+            log_path=tmp_path / "output.log",
+        )
+        servers.append(server)
+        server.start()
+        assert server.process is not None
+        return Gunicorn(server.process, server.url, tmp_path)
 
     yield start
-    for process in processes:
-        stop_process(process)
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], error_log: Path) -> str:
-    for _ in range(300):  # at most ~30 s on a busy machine
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {process.returncode}")
-        text = error_log.read_text() if error_log.exists() else ""
-        listening = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", text)
-        if listening and "Booting worker" in text:
-            base_url = listening.group(1)
-            try:
-                with urllib.request.urlopen(base_url + "/mcp/status", timeout=5):
-                    return base_url
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError("gunicorn did not start serving in time")
+    for server in servers:
+        server.stop()
 
 
 def send_raw(base_url: str, request_line: str) -> None:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from core_fixtures import build_app
 from flask import Flask, request
+from support.flask_app import build_app
 from werkzeug.exceptions import HTTPException
 
 from flask_mcp_auth import APIKey, KeyStore, MCPAuthError, Principal, generate_api_key

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_fixtures import SEED_KEY, SEED_QUICK_SETUP_JSON, build_app
 from flask.testing import FlaskClient
+from support.flask_app import build_app
+from support.seed import SEED_KEY, SEED_QUICK_SETUP_JSON
 
 from flask_mcp_auth import ConfigError, KeyStore, generate_api_key
 from flask_mcp_auth.credentials import SIGNATURE_LENGTH

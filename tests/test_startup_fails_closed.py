@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from apps.security_app import create_app
 from flask import Flask
-from redis_fixtures import APPS, REPO, Gunicorn, free_port, get
+from support.paths import APPS_DIR, REPO_ROOT
+from support.servers import GunicornServer, child_environment, free_port, get
 
 from flask_mcp_auth import ConfigError, MCPAuth, generate_api_key, require_permission
 from flask_mcp_auth.config import SETTINGS
@@ -250,12 +251,8 @@ SECURITY_APP = "security_app:create_app()"
 
 def server_environment(settings: Mapping[str, str]) -> dict[str, str]:
     """The test process's environment without auth settings, plus ``settings``."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("MCP_") and name not in ("JWT_SECRET", "DEBUG")
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(REPO)])
+    env = child_environment()
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS_DIR), str(REPO_ROOT)])
     return {**env, **settings}
 
 
@@ -278,7 +275,7 @@ def test_real_server_exits_non_zero_on_invalid_configuration(
     finished = subprocess.run(
         command(),
         env=server_environment(settings),
-        cwd=REPO,
+        cwd=REPO_ROOT,
         capture_output=True,
         timeout=EXIT_TIMEOUT_SECONDS,
     )
@@ -289,7 +286,7 @@ def test_real_server_exits_non_zero_on_invalid_configuration(
 
 
 def test_gunicorn_starts_with_a_valid_configuration_and_authenticates(
-    start_gunicorn: Callable[..., Gunicorn],
+    start_gunicorn: Callable[..., GunicornServer],
 ) -> None:
     """The control for the exits above: same app, valid settings, a working server."""
     server = start_gunicorn(2, server_environment({"MCP_API_KEYS": VALID_KEYS}), app=SECURITY_APP)

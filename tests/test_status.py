@@ -5,8 +5,9 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import pytest
-from core_fixtures import SEED_KEY, SEED_QUICK_SETUP_JSON, build_app
 from flask import Flask
+from support.flask_app import build_app
+from support.seed import SEED_KEY, SEED_QUICK_SETUP_JSON
 
 import flask_mcp_auth
 from flask_mcp_auth import MCPAuth

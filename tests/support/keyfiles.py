@@ -1,15 +1,11 @@
-"""Helpers for tests of MCP_API_KEYS_FILE and live reload (imported by those tests)."""
+"""Rewriting an MCP_API_KEYS_FILE the ways operators and editors do."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 
 def write_atomically(path: Path, keys: Any) -> None:
@@ -25,24 +21,3 @@ def write_in_place(path: Path, keys: Any) -> None:
     text = keys if isinstance(keys, str) else json.dumps(keys, indent=2)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-@pytest.fixture
-def restore_sighup() -> Iterator[None]:
-    """Put back the process's SIGHUP handler after a test that lets MCPAuth take it."""
-    previous = signal.getsignal(signal.SIGHUP)
-    yield
-    signal.signal(signal.SIGHUP, previous)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

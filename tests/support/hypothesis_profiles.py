@@ -5,7 +5,7 @@
 - ``long``: many more examples, for a run before a release or after touching
   credential extraction, error bodies or key-store parsing::
 
-      HYPOTHESIS_PROFILE=long pytest tests/test_hostile_input.py
+      HYPOTHESIS_PROFILE=long pytest tests/security/test_hostile_input.py
 
   (tox passes HYPOTHESIS_* through: ``HYPOTHESIS_PROFILE=long tox``.)
 
@@ -13,7 +13,8 @@ Deadlines are off in both: a shared CI machine makes per-example timings
 meaningless.  pytest-timeout still bounds every test; in the long profile
 property-based tests get a longer bound, set below.
 
-Loaded from tests/conftest.py as a pytest plugin.
+Loaded by tests/conftest.py, which calls ``mark_long_timeouts`` from its
+``pytest_collection_modifyitems`` hook.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ settings.register_profile("long", max_examples=3000, **_COMMON)
 settings.load_profile(PROFILE)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def mark_long_timeouts(items: list[pytest.Item]) -> None:
+    """In the long profile, give every property-based test LONG_TIMEOUT_SECONDS."""
     if PROFILE != "long":
         return
     for item in items:

@@ -1,14 +1,11 @@
-"""Helpers for the example-service tests: keys per permission level, the official
-``mcp`` client in-process or over a socket, and a real gunicorn server."""
+"""Helpers for the example-service tests: keys per permission level, the example app,
+and the official ``mcp`` client in-process or over a socket.
+
+gunicorn serving the example is ``servers.GunicornServer`` with ``GUNICORN_CONF``."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,11 +18,13 @@ from flask import Flask
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from processes import stop_process
 
 from example_app.app import create_app
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT
+from .seed import SEED_KEY, SEED_KEYS
+from .servers import GunicornServer
+
 GUNICORN_CONF = REPO_ROOT / "example_app" / "gunicorn.conf.py"
 DEMO_DOTENV = REPO_ROOT / "example_app" / ".env.example"
 IN_PROCESS_URL = "http://testserver/mcp"
@@ -70,13 +69,8 @@ LEVELS: dict[str, Level] = {
         {"list_keys": "role 'admin'"},
     ),
     "seed (*, role user)": Level(
-        "chatgpt-connector-key",
-        {
-            "name": "ChatGPT Connector",
-            "userId": "connector-user",
-            "role": "user",
-            "permissions": ["*"],
-        },
+        SEED_KEY,
+        dict(SEED_KEYS[SEED_KEY]),
         frozenset({"whoami", "echo", "list_notes", "add_note"}),
         {"list_keys": "role 'admin'"},
     ),
@@ -157,84 +151,16 @@ def tool_text(result: Any) -> str:
     return "".join(part.text for part in result.content if part.type == "text")
 
 
-# -- gunicorn ------------------------------------------------------------------------
+def example_gunicorn(log_dir: Path, env: Mapping[str, str]) -> GunicornServer:
+    """``gunicorn -c example_app/gunicorn.conf.py`` on a free loopback port (not started).
 
-READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_environment() -> dict[str, str]:
-    """The test process's environment without settings from the developer's shell."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("MCP_") and name not in ("JWT_SECRET", "DEBUG")
-    }
-
-
-class GunicornServer:
-    """``gunicorn -c example_app/gunicorn.conf.py`` on a free loopback port."""
-
-    def __init__(self, log_dir: Path, env: Mapping[str, str]) -> None:
-        self.log_dir = log_dir
-        self.env = dict(env)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.base_url}/mcp"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.log_dir / f"gunicorn-{self.starts}.stderr"
-
-    def start(self) -> None:
-        self.starts += 1
-        env = {**self.env, "MCP_EXAMPLE_BIND": f"127.0.0.1:{self.port}"}
-        with (
-            open(self.log_dir / f"gunicorn-{self.starts}.stdout", "wb") as stdout,
-            open(self.stderr_path, "wb") as stderr,
-        ):
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        self._wait_until_ready()
-
-    def _wait_until_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"gunicorn exited with {self.process.returncode}:\n{self.stderr()}"
-                )
-            try:
-                if httpx2.get(f"{self.base_url}/mcp/status", timeout=2).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(
-            f"gunicorn was not ready in {READY_TIMEOUT_SECONDS}s:\n{self.stderr()}"
-        )
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout=STOP_TIMEOUT_SECONDS)
+    The port reaches the config file through ``MCP_EXAMPLE_BIND``, as a user would set it.
+    """
+    return GunicornServer(
+        None,
+        config=GUNICORN_CONF,
+        bind_env="MCP_EXAMPLE_BIND",
+        ready_path="/mcp/status",
+        env=env,
+        log_path=log_dir / "gunicorn.log",
+    )

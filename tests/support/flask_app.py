@@ -1,45 +1,16 @@
-"""Helpers for the core test suite (issue 2): an app with a few probing routes."""
+"""The one app builder of the in-process tests: MCPAuth on a Flask app with probing routes."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
-import pytest
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from flask_mcp_auth import MCPAuth, current_principal
-from flask_mcp_auth import keystore as keystore_module
 
-# The seed's Quick Setup step 1, exactly as a user pastes it into a shell.
-SEED_QUICK_SETUP_JSON = """{
-  "chatgpt-connector-key": {
-    "name": "ChatGPT Connector",
-    "userId": "connector-user",
-    "role": "user",
-    "permissions": ["*"]
-  }
-}"""
-SEED_KEY = "chatgpt-connector-key"
-
-# The seed's "API Key Configuration Options" example (its expiresAt is already past).
-SEED_FULL_ENTRY_JSON = """{
-  "chatgpt-connector-key": {
-    "name": "ChatGPT Connector",
-    "userId": "connector-user",
-    "role": "user",
-    "permissions": ["*"],
-    "rateLimit": {
-      "requestsPerMinute": 100,
-      "requestsPerHour": 1000
-    },
-    "expiresAt": "2025-12-31T23:59:59Z"
-  }
-}"""
+from .seed import SEED_QUICK_SETUP_JSON
 
 
 def build_app(
@@ -50,19 +21,25 @@ def build_app(
 ) -> Flask:
     """A Flask app using the factory pattern (``MCPAuth()`` then ``init_app``).
 
-    ``keys`` goes to ``app.config["MCP_API_KEYS"]`` (a dict is JSON-encoded; None leaves it
-    unset), ``options`` to the ``MCPAuth`` constructor, keyword arguments to ``app.config``.
+    ``keys`` goes to ``app.config["MCP_API_KEYS"]`` (a dict is JSON-encoded, a string is
+    used as it is, None leaves it unset; the default is the seed's Quick Setup text),
+    ``options`` to the ``MCPAuth`` constructor, keyword arguments to ``app.config``.
 
-    Routes: ``/whoami`` (GET, POST) describes ``current_principal``; ``/open`` is
-    ``@auth.exempt``; ``POST /mcp`` answers any JSON-RPC request with an empty result.
+    Routes: ``/data`` (GET) answers ``{"ok": true}``; ``/whoami`` (GET, POST) describes
+    ``current_principal``; ``/open`` is ``@auth.exempt``; ``POST /mcp`` answers any
+    JSON-RPC request with an empty result.
     """
-    app = Flask("core_tests")
+    app = Flask("mcp_auth_tests")
     app.config["TESTING"] = True
     if keys is not None:
         app.config["MCP_API_KEYS"] = keys if isinstance(keys, str) else json.dumps(keys)
     app.config.update(config)
     auth = MCPAuth(**(options or {}))
     auth.init_app(app)
+
+    @app.get("/data")
+    def data() -> dict[str, Any]:
+        return {"ok": True}
 
     @app.route("/whoami", methods=["GET", "POST"])
     def whoami() -> ResponseReturnValue:
@@ -93,11 +70,3 @@ def describe_principal() -> dict[str, Any]:
         "credential_source": current_principal.credential_source,
         "key_fingerprint": current_principal.key_fingerprint,
     }
-
-
-@contextmanager
-def frozen_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> Iterator[None]:
-    """Make the key store believe it is ``moment`` (expiry checks and start-up warnings)."""
-    with monkeypatch.context() as patch:
-        patch.setattr(keystore_module, "_now", lambda: moment)
-        yield
