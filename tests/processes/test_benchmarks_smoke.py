@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from support.paths import REPO_ROOT
 
 from flask_mcp_auth.config import SETTINGS
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "bench.py"
+SCRIPT = REPO_ROOT / "benchmarks" / "bench.py"
 
 IN_PROCESS_ROWS = (
     "bare Flask",

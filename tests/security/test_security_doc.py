@@ -1,4 +1,8 @@
-"""docs/security.md cites a test for every claim: each cited test must exist."""
+"""docs/security.md cites a test for every claim: each cited test must exist.
+
+The document cites tests by file name (``test_x.py::test_y``); test file names are
+unique across the folders of tests/, so a name finds its file wherever it lives.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,21 @@ import ast
 import re
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
-THREAT_MODEL = TESTS.parent / "docs" / "security.md"
+from support.paths import DOCS_DIR, TESTS_DIR
+
+THREAT_MODEL = DOCS_DIR / "security.md"
 CITATION = re.compile(r"`(test_\w+\.py)::(test_\w+)`")
 
 
-def defined_tests(path: Path) -> set[str]:
+def find_test_file(name: str) -> Path | None:
+    """The test file called ``name``, in whichever folder of tests/ it is."""
+    found = sorted(TESTS_DIR.rglob(name))
+    return found[0] if found else None
+
+
+def defined_tests(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {
         node.name
@@ -27,6 +40,6 @@ def test_every_test_cited_in_the_threat_model_exists() -> None:
     missing = [
         f"{file}::{name}"
         for file, name in sorted(set(citations))
-        if not (TESTS / file).exists() or name not in defined_tests(TESTS / file)
+        if name not in defined_tests(find_test_file(file))
     ]
     assert missing == []

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from support.flask_app import build_app
+from support.paths import README
 from support.seed import SEED_KEY
 
 from flask_mcp_auth import ConfigError, MCPAuth
 from flask_mcp_auth.config import SETTINGS
-
-README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def anonymous_role(app: Flask) -> str | None:
