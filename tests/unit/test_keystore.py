@@ -1,4 +1,5 @@
-"""MCP_API_KEYS: the schema, least-privilege defaults, and every bad-input case."""
+"""MCP_API_KEYS: the schema, least-privilege defaults, every bad-input case, and a large
+store keeping one copy of what its keys have in common."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from support.seed import SEED_FULL_ENTRY_JSON, SEED_KEY
 
 from flask_mcp_auth import ConfigError, KeyStore
 from flask_mcp_auth.keystore import ENTRY_FIELDS, RATE_LIMIT_FIELDS, fingerprint, parse_keys
+from flask_mcp_auth.principal import ROLES
 
 # A key id nobody could mistake for another string in a message.
 SECRET_ID = "kid-7f3a9c2e-SECRET-d41b"
@@ -416,3 +418,25 @@ def test_no_error_message_ever_contains_the_key_id(key_id: str, entry: Any, posi
         except ConfigError as error:
             message = "".join(traceback.format_exception(error))
             assert key_id not in message
+
+
+# -- memory: shared permission sets and roles --------------------------------------
+
+
+def test_equal_permission_sets_and_roles_are_shared_between_keys() -> None:
+    document = {
+        f"key-{i}": {"role": "user", "permissions": ["read", " write"] if i % 2 else ["*"]}
+        for i in range(6)
+    }
+    keys = list(parse_keys(json.dumps(document)).values())
+    assert keys[1].permissions == frozenset({"read", "write"})
+    assert keys[1].permissions is keys[3].permissions is keys[5].permissions
+    assert keys[0].permissions is keys[2].permissions
+    assert all(key.role is ROLES[1] for key in keys)
+
+
+def test_sharing_does_not_leak_between_loads() -> None:
+    first = parse_keys(json.dumps({"a": {"permissions": ["read"]}}))["a"]
+    second = parse_keys(json.dumps({"a": {"permissions": ["read", "write"]}}))["a"]
+    assert first.permissions == frozenset({"read"})
+    assert second.permissions == frozenset({"read", "write"})
