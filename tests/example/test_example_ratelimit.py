@@ -1,4 +1,4 @@
-"""A per-key rate limit hit in the middle of an MCP session (needs issue 4's ratelimit module)."""
+"""A per-key rate limit hit in the middle of an MCP session (the ratelimit module at work)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from support.servers import GunicornServer
 WORKERS = 3
 CONCURRENCY = 6
 HOLD_SECONDS = "0.03"
-#: The issue's "about a second" (a one-second check interval), with margin for a busy machine.
+#: The promised "about a second" (a one-second check interval), with margin for a busy machine.
 REFUSAL_BOUND_SECONDS = 2.0
 GIVE_UP_SECONDS = 20.0
 
