@@ -24,10 +24,8 @@ def with_kept_notes(document: str, output: Path) -> str:
     return f"{document}\n{KEPT_MARKER}{kept}"
 
 
-#: The heading of the targets section. It still names the tracker entry the targets came
-#: from only because tests/test_benchmarks_smoke.py asserts this exact heading; the page
-#: should say "### The project's targets" once that test is changed with it.
-TARGETS_HEADING = "### Targets (issue 8)"
+#: The heading of the targets section (tests/processes/test_benchmarks_smoke.py looks for it).
+TARGETS_HEADING = "### Targets"
 
 #: The page up to the results: what it is and how to regenerate it.
 INTRO = [

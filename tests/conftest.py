@@ -1,57 +1,144 @@
-"""Shared fixtures."""
+"""Fixtures for the whole suite.
+
+Helpers live in the ``tests/support`` package; this file only turns them into
+fixtures.  The one autouse fixture here, ``_clean_environment``, is meant for every
+test.  ``clean_logging`` is applied by the modules that configure logging, with
+``pytestmark = pytest.mark.usefixtures("clean_logging")``.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from support import hypothesis_profiles
+from support.audit import ALL_LOGGERS, RecordingHandler, build_audit_app
+from support.flask_app import build_app
+from support.servers import GunicornServer, RedisServer, require_executable
 
-from flask_mcp_auth import MCPAuth
+from flask_mcp_auth.audit import AUDIT_LOGGER, configure_audit_output
+from flask_mcp_auth.debug import configure_debug
 
-# Real redis-server and gunicorn fixtures (tests/redis_fixtures.py); hypothesis
-# profiles (HYPOTHESIS_PROFILE=ci|long, tests/hypothesis_profiles.py).
-pytest_plugins = ["redis_fixtures", "hypothesis_profiles"]
 
-# The Quick Setup document from the user's guide, verbatim.
-SEED_KEYS = {
-    "chatgpt-connector-key": {
-        "name": "ChatGPT Connector",
-        "userId": "connector-user",
-        "role": "user",
-        "permissions": ["*"],
-    }
-}
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    hypothesis_profiles.mark_long_timeouts(items)
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees settings from the developer's shell."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("MCP_") or name in ("JWT_SECRET", "DEBUG"):
             monkeypatch.delenv(name)
 
 
+# -- apps in-process ----------------------------------------------------------------
+
+
 @pytest.fixture
 def make_app() -> Callable[..., Flask]:
-    """Build a Flask app with MCPAuth; keyword arguments go to app.config."""
+    """``support.flask_app.build_app`` as a fixture: ``make_app(keys, **app_config)``."""
+    return build_app
 
-    def factory(keys: Any = SEED_KEYS, **config: Any) -> Flask:
-        app = Flask(__name__)
-        app.config["TESTING"] = True
-        if keys is not None:
-            app.config["MCP_API_KEYS"] = keys if isinstance(keys, str) else json.dumps(keys)
-        app.config.update(config)
-        MCPAuth(app)
 
-        @app.get("/data")
-        def data() -> dict[str, Any]:
-            return {"ok": True}
+@pytest.fixture
+def audit_app() -> Callable[..., Flask]:
+    """``support.audit.build_audit_app``: MCPAuth and a view per audited outcome."""
+    return build_audit_app
 
-        return app
 
-    return factory
+# -- logging ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_logging() -> Iterator[None]:
+    """Undo what init_app did to the process-wide loggers, whatever the test did."""
+    yield
+    configure_audit_output("off")
+    configure_debug(None)
+    for name in ALL_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, RecordingHandler)]:
+            logger.removeHandler(handler)
+
+
+@pytest.fixture
+def audit_records() -> RecordingHandler:
+    """A handler the application put on the audit logger (so no stderr handler is added)."""
+    handler = RecordingHandler()
+    logging.getLogger(AUDIT_LOGGER).addHandler(handler)
+    return handler
+
+
+@pytest.fixture
+def all_records() -> RecordingHandler:
+    """One handler on every logger the package, Werkzeug and the root write to."""
+    handler = RecordingHandler()
+    for name in ALL_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+# -- signals ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_sighup() -> Iterator[None]:
+    """Put back the process's SIGHUP handler after a test that lets MCPAuth take it."""
+    previous = signal.getsignal(signal.SIGHUP)
+    yield
+    signal.signal(signal.SIGHUP, previous)
+
+
+# -- real servers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server on a free loopback port (skips without redis-server)."""
+    server = RedisServer(require_executable("redis-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., GunicornServer]]:
+    """start_gunicorn(workers, env[, extra_args, app]) gives a ready server; all stop at the end.
+
+    ``app`` is a spec in tests/apps (``ratelimit_app:create_app()`` unless told).
+    """
+    servers: list[GunicornServer] = []
+
+    def start(
+        workers: int,
+        env: Mapping[str, str],
+        extra_args: Sequence[str] = (),
+        app: str = "ratelimit_app:create_app()",
+        **options: Any,
+    ) -> GunicornServer:
+        server = GunicornServer(
+            app,
+            workers=workers,
+            env=env,
+            extra_args=extra_args,
+            graceful_timeout=2,
+            log_path=tmp_path / f"gunicorn-{len(servers)}.log",
+            **options,
+        )
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()

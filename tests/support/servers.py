@@ -1,0 +1,246 @@
+"""Real servers for tests: redis-server and gunicorn on free loopback ports.
+
+One launcher each (``RedisServer``, ``GunicornServer``), one ``free_port``, one
+``stop_process``.  Without redis-server on PATH the tests that need it skip with the
+reason, except under CI (CI=true), where they fail: CI must exercise them.  The
+fixtures that start these servers (``redis_server``, ``start_gunicorn``) are in
+tests/conftest.py and stop them whatever the test did.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from .paths import APPS_DIR, REPO_ROOT
+
+STARTUP_DEADLINE = 30.0  # seconds; the machine is shared and can be slow
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, wait up to ``timeout`` seconds for a graceful exit, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def require_executable(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not on PATH (install it, e.g. apt-get install -y redis-server)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true, so this test must run", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the developer's auth settings, plus ``overrides``."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("MCP_") and name not in ("JWT_SECRET", "DEBUG")
+    }
+    env.update(overrides or {})
+    return env
+
+
+def get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """(status, headers) of a GET; HTTP errors are results, not exceptions."""
+    req = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=30) as reply:
+            return reply.status, dict(reply.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+class RedisServer:
+    """One redis-server process that a test can stop and start again on the same port."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except Exception as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from exc
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
+        self.process = None
+
+
+class GunicornServer:
+    """gunicorn on a free loopback port; ``start()`` waits until ``ready_path`` answers 200.
+
+    ``app`` is a WSGI spec (``"security_app:create_app()"``; None when ``config`` names
+    it).  The child gets ``child_environment(env)`` with ``PYTHONPATH`` set to
+    ``pythonpath`` (tests/apps and the repository root unless told), runs in ``cwd``,
+    and writes stdout and stderr to ``log_path`` (appended across restarts).
+
+    The port is bound by ``--bind`` unless ``bind_env`` names the variable the gunicorn
+    config file reads it from; ``hand_over_socket`` binds the socket here and passes it
+    as ``fd://`` so no other process can take the port in between.  The server can be
+    stopped and started again on the same port.
+    """
+
+    def __init__(
+        self,
+        app: str | None,
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        workers: int | None = None,
+        config: Path | None = None,
+        extra_args: Sequence[str] = (),
+        graceful_timeout: float | None = None,
+        bind_env: str | None = None,
+        hand_over_socket: bool = False,
+        ready_path: str = "/health",
+        cwd: Path = REPO_ROOT,
+        pythonpath: Sequence[Path] = (APPS_DIR, REPO_ROOT),
+    ) -> None:
+        self.app = app
+        self.env = child_environment(env)
+        self.env["PYTHONPATH"] = os.pathsep.join(str(path) for path in pythonpath)
+        self.log_path = log_path
+        self.workers = workers
+        self.config = config
+        self.extra_args = tuple(extra_args)
+        self.graceful_timeout = graceful_timeout
+        self.bind_env = bind_env
+        self.hand_over_socket = hand_over_socket
+        self.ready_path = ready_path
+        self.cwd = cwd
+        self.port = 0 if hand_over_socket else free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+    def start(self) -> GunicornServer:
+        command = [sys.executable, "-m", "gunicorn"]
+        if self.config is not None:
+            command += ["-c", str(self.config)]
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
+        if self.graceful_timeout is not None:
+            command += ["--graceful-timeout", str(self.graceful_timeout)]
+        env = dict(self.env)
+        listener = None
+        pass_fds: tuple[int, ...] = ()
+        if self.hand_over_socket:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+            self.port = listener.getsockname()[1]
+            pass_fds = (listener.fileno(),)
+            command += ["--bind", f"fd://{listener.fileno()}"]
+        elif self.bind_env is not None:
+            env[self.bind_env] = f"127.0.0.1:{self.port}"
+        else:
+            command += ["--bind", f"127.0.0.1:{self.port}"]
+        command += self.extra_args
+        if self.app is not None:
+            command.append(self.app)
+        try:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=str(self.cwd),
+                    pass_fds=pass_fds,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        finally:
+            if listener is not None:
+                listener.close()  # gunicorn holds its own copy
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=10) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not become ready:\n{self.output()}")
+
+    def output(self) -> str:
+        """What gunicorn wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=timeout)
