@@ -87,7 +87,7 @@ class _FailureReporter:
         if _has_output(log) or logging.lastResort is None:
             log.error(message)
         else:  # nothing would show it: do what logging does when there are no handlers
-            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
             logging.lastResort.handle(record)
 
 
@@ -195,10 +195,10 @@ def configure_audit_output(destination: str | None) -> logging.Handler | None:
     """
     global _direct_handler
     _direct_handler = None
-    for handler in [h for h in audit_log.handlers if _owned(h)]:
-        audit_log.removeHandler(handler)
+    for previous in [h for h in audit_log.handlers if _owned(h)]:
+        audit_log.removeHandler(previous)
         try:
-            handler.close()
+            previous.close()
         except OSError as error:  # flushing what was left failed (e.g. a full disk)
             report_write_failure(error)
     if _saved_propagate:
@@ -330,7 +330,10 @@ def _event_line(
         event = AUTH_SUCCESS
     else:
         event = AUTH_FAILURE
-    key = principal.key if authenticated else (error.key if error is not None else None)
+    if principal is not None and principal.is_authenticated:
+        key = principal.key
+    else:
+        key = error.key if error is not None else None
     started = request_context.started if request_context is not None else None
     req = request._get_current_object()  # type: ignore[attr-defined]
     return _encode_line(

@@ -24,9 +24,14 @@ _ATTRIBUTE = "_flask_mcp_auth"
 class Refusal(Protocol):
     """What the audit line needs of the error that refused a request."""
 
-    code: int | None
-    reason: str
-    key: APIKey | None
+    @property
+    def code(self) -> int | None: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def key(self) -> APIKey | None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -46,7 +51,7 @@ class RequestContext:
 
 def begin(context: RequestContext) -> RequestContext:
     """Make ``context`` the current request's."""
-    setattr(g._get_current_object(), _ATTRIBUTE, context)  # type: ignore[attr-defined]
+    setattr(g._get_current_object(), _ATTRIBUTE, context)
     return context
 
 

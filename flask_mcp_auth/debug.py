@@ -69,8 +69,9 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._stream_name = stream_name
 
     @property
-    def stream(self) -> TextIO:  # type: ignore[override]
-        return getattr(sys, self._stream_name)  # type: ignore[no-any-return]
+    def stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._stream_name)
+        return stream
 
     @stream.setter
     def stream(self, value: TextIO) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context, request
 from werkzeug.exceptions import (
@@ -23,8 +23,11 @@ from werkzeug.exceptions import (
     TooManyRequests,
     Unauthorized,
 )
-from werkzeug.sansio.response import Response as SansIOResponse
 from werkzeug.wrappers import Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.wrappers import Request as WSGIRequest
 
 from . import context
 from .credentials import CredentialPolicy
@@ -87,10 +90,16 @@ class MCPAuthError(HTTPException):
             },
         }, True
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
         return [("Content-Type", "application/json"), *self.extra_headers]
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> SansIOResponse:
+    def get_response(
+        self,
+        environ: WSGIEnvironment | WSGIRequest | None = None,
+        scope: dict[str, Any] | None = None,
+    ) -> Response:
         # The extension records the errors it raises; this records those an
         # application raises itself and leaves to the default rendering.
         context.record_refusal(self)
@@ -98,7 +107,7 @@ class MCPAuthError(HTTPException):
         return Response(
             json.dumps(payload, separators=(",", ":")),
             self.code,
-            self.get_headers(environ, scope),
+            self.get_headers(),
         )
 
 
@@ -135,7 +144,9 @@ class AuthenticationError(MCPAuthError, Unauthorized):
     #: RFC 6750 error code for the challenge; None when no credential was sent.
     challenge_error: str | None = "invalid_token"
 
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+    def get_headers(
+        self, environ: WSGIEnvironment | None = None, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge())]
 
     def challenge(self) -> str:

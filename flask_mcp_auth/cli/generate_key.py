@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,11 +18,16 @@ from ..roles import ROLES
 from ..state import AppState
 from .loading import load_or_fail
 
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[datetime]  # generic in click >= 8.2 only
+else:
+    _ParamType = click.ParamType
+
 _DURATION = re.compile(r"(\d+)([wdh])")
 _DURATION_UNITS = {"w": "weeks", "d": "days", "h": "hours"}
 
 
-class ExpiryType(click.ParamType):
+class ExpiryType(_ParamType):
     """An ISO date (end of that day, UTC), an ISO date-time, or a duration like 90d, 12h, 2w."""
 
     name = "DATE|DATETIME|DURATION"
@@ -186,8 +191,9 @@ def _current_document(state: AppState, source: str) -> dict[str, Any]:
         return {}
     if isinstance(raw, (str, bytes)):
         document: dict[str, Any] = json.loads(raw)  # already validated by start-up
-        return document
-    return json.loads(json.dumps(raw))  # a deep copy of a mapping from app.config
+    else:
+        document = json.loads(json.dumps(raw))  # a deep copy of a mapping from app.config
+    return document
 
 
 __all__ = ["ExpiryType", "generate_key", "parse_expiry"]

@@ -59,10 +59,10 @@ def load_configuration(ctx: click.Context) -> Loaded:
         probe = Flask("flask_mcp_auth.cli")
         try:
             # What init_app validates and derives, without installing anything.
-            state = AppState(probe, resolve_settings({}, probe.config))
+            environment = AppState(probe, resolve_settings({}, probe.config))
         except ConfigError as invalid:
             raise ConfigError(f"{invalid} (checked the environment only: {note})") from None
-        return Loaded(state, f"the environment only ({note})", app_found=False)
+        return Loaded(environment, f"the environment only ({note})", app_found=False)
     except Exception as exc:
         config_error = _config_error_in(exc)
         if config_error is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
+from types import FrameType
 
 from flask import Flask
 from flask_limiter import Limiter
@@ -58,7 +59,7 @@ def server_worker_count() -> int | None:
         if cls is not None
     )
     if owners:
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             owner = frame.f_locals.get("self")
             if isinstance(owner, owners):
