@@ -14,14 +14,11 @@ from support.paths import DOCS_DIR, TESTS_DIR
 
 THREAT_MODEL = DOCS_DIR / "security.md"
 CITATION = re.compile(r"`(test_\w+\.py)::(test_\w+)`")
-#: Test files merged into another: a citation of the old name resolves to the file that
-#: holds its tests now (until the document cites the new name; then drop the entry).
-MERGED_INTO = {"test_secrets.py": "test_secret_never_logged.py"}
 
 
 def find_test_file(name: str) -> Path | None:
     """The test file called ``name``, in whichever folder of tests/ it is."""
-    found = sorted(TESTS_DIR.rglob(MERGED_INTO.get(name, name)))
+    found = sorted(TESTS_DIR.rglob(name))
     return found[0] if found else None
 
 
