@@ -105,3 +105,56 @@ def test_leaf_modules_import_nothing_of_the_package() -> None:
     graph = import_graph()
     for leaf in ("_time", "_version", "roles", "credentials", "keys.signing"):
         assert graph[f"{NAME}.{leaf}"] == set(), leaf
+
+
+#: The layers of docs/architecture.md, lowest first. A module may import its own layer
+#: and the layers below; a new module must be placed here (and in the doc).
+LAYERS: list[set[str]] = [
+    {"_version", "_time", "roles", "credentials", "keys.signing", "debug", "keys"},
+    {"keys.model", "principal"},
+    {"context", "errors"},
+    {
+        "keys.schema",
+        "keys.store",
+        "keys.source",
+        "keys.verified",
+        "ratelimit",
+        "ratelimit.limits",
+        "ratelimit.counters",
+        "ratelimit.responses",
+        "ratelimit.storage",
+        "ratelimit.limiter",
+        "config",
+        "redaction",
+    },
+    {"resolve", "authorization", "decorators", "discovery", "audit"},
+    {"state"},
+    {"guard", "status", "checks", "cli", "cli.loading", "cli.check", "cli.generate_key"}
+    | {"cli.list_keys"},
+    {"extension", ""},
+]
+
+
+def layer_of(module: str) -> int:
+    short = module.removeprefix(NAME).removeprefix(".")
+    for number, members in enumerate(LAYERS):
+        if short in members:
+            return number
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and docs/architecture.md")
+
+
+def test_every_import_points_down_the_layers() -> None:
+    upward = [
+        f"{importer} -> {target}"
+        for importer, targets in import_graph().items()
+        for target in targets
+        if layer_of(target) > layer_of(importer)
+    ]
+    assert upward == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for members in LAYERS:
+        for short in members - {"", "keys"}:
+            assert f"`{short.replace('.', '/')}" in page, short
