@@ -186,9 +186,12 @@ class MissingAPIKey(AuthenticationError):
 
 class InvalidAPIKey(AuthenticationError):
     reason = "invalid_api_key"
+    # Only what can be true of a running server: a malformed key document stops
+    # start-up, so it is never the cause here.
     description = (
-        "The API key was not recognised. Check that the key ID matches exactly and that "
-        "the MCP_API_KEYS environment variable is properly formatted JSON."
+        "The API key was not recognised: it is not one this server holds. Check that the "
+        "key ID matches exactly (a typo, or a key revoked since it was issued); if it does, "
+        "the server may have been started without the keys it was meant to have."
     )
 
 

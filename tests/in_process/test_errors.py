@@ -57,8 +57,12 @@ def test_messages_say_what_to_check() -> None:
     assert "X-API-Key" in refused("missing_api_key").get_json()["message"]
     invalid = refused("invalid_api_key").get_json()["message"]
     assert "key ID matches exactly" in invalid  # the seed's Troubleshooting section
-    assert "MCP_API_KEYS" in invalid
-    assert "properly formatted JSON" in invalid
+    assert "not one this server holds" in invalid
+    assert "revoked" in invalid
+    # A malformed key document stops start-up, so it can never be why a key is refused;
+    # nor does the message name one source of keys when they may come from a file.
+    assert "formatted" not in invalid
+    assert "MCP_API_KEYS" not in invalid
     assert "expired" in refused("api_key_expired").get_json()["message"]
 
 
