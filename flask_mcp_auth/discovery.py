@@ -25,15 +25,15 @@ no key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from flask import request
+from flask import Request
 from werkzeug.exceptions import NotFound
-from werkzeug.sansio.response import Response
+from werkzeug.wrappers import Response
 
 from .credentials import CredentialPolicy
-from .errors import MCPAuthError
+from .errors import AuthenticationError, MCPAuthError
 
 PROTECTED_RESOURCE = "protected-resource"
 AUTHORIZATION_SERVER = "authorization-server"
@@ -101,48 +101,88 @@ def answer_kind(path: str, answers: frozenset[str], login_paths: Iterable[str]) 
 
 
 def discovery_answer(
-    kind: str, policy: CredentialPolicy, info: dict[str, Any], status_url: str
+    kind: str,
+    policy: CredentialPolicy,
+    info: dict[str, Any],
+    status_url: str,
+    refusal: AuthenticationError | None = None,
+    accepted: bool = False,
 ) -> OAuthNotSupported:
-    """The 404 error for an OAuth URL of the given kind, telling how to send a key."""
+    """The 404 error for an OAuth URL of the given kind, telling how to send a key.
+
+    When the request carried a credential, the answer says whether it was accepted
+    and, if not, why (``refusal``): clients that probe discovery after a refused key
+    (mcp-remote, the TypeScript SDK) then show the real reason instead of "use OAuth".
+    """
     message = (
         f"This MCP server {_WHAT_IS_MISSING[kind]}: it does not use OAuth. It authenticates "
         f"with API keys. Configure the connector for API-key (or access-token) authentication "
         f"instead of OAuth and send the key {policy.how}."
     )
-    data: dict[str, Any] = {
-        # RFC 6749 / RFC 7591 error fields, which OAuth client libraries display.
-        "error_description": message,
-        "authentication": info,
-    }
+    data: dict[str, Any] = {"authentication": info}
+    if refusal is not None:
+        message = (
+            f"The API key sent with this request was refused ({refusal.reason}): "
+            f"{refusal.message} {message}"
+        )
+        data["credential"] = {"accepted": False, "reason": refusal.reason}
+    elif accepted:
+        message = (
+            "The API key sent with this request is valid: send it the same way to the MCP "
+            f"endpoint, without OAuth. {message}"
+        )
+        data["credential"] = {"accepted": True}
+    # RFC 6749 / RFC 7591 error fields, which OAuth client libraries display.
+    data["error_description"] = message
     if status_url:
         data["status_url"] = status_url
     return OAuthNotSupported(message, data=data)
 
 
-def discovery_responder(
-    answers: frozenset[str],
-    login_paths: Iterable[str],
-    policy: CredentialPolicy,
-    info: dict[str, Any],
-    status_url: str,
-) -> Callable[[], Response | None] | None:
-    """The function that answers OAuth URLs no route of the app serves; None when off.
+class DiscoveryAnswers:
+    """Answers the OAuth URLs no route of the app serves (see the module docstring).
 
-    The authentication hook calls it first, only for requests routing matched
-    to no rule, so requests to the app's routes pay nothing for it.
+    The request hook asks :meth:`kind_of` only for requests routing matched to no
+    rule, so requests to the app's routes pay nothing for it.
     """
-    paths = frozenset(login_paths)
-    if not answers and not paths:
-        return None
 
-    def answer_oauth_discovery() -> Response | None:
+    def __init__(
+        self,
+        answers: frozenset[str],
+        login_paths: Iterable[str],
+        policy: CredentialPolicy,
+        info: dict[str, Any],
+        status_url: str,
+    ) -> None:
+        self._answers = answers
+        self._login_paths = frozenset(login_paths)
+        self._policy = policy
+        self._info = info
+        self._status_url = status_url
+
+    @classmethod
+    def from_settings(
+        cls, settings: dict[str, Any], policy: CredentialPolicy, info: dict[str, Any]
+    ) -> DiscoveryAnswers | None:
+        """The answers the settings ask for; None when they ask for none."""
+        answers: frozenset[str] = settings["MCP_OAUTH_DISCOVERY_ANSWERS"]
+        login_paths = settings["MCP_OAUTH_LOGIN_PATHS"]
+        if not answers and not login_paths:
+            return None
+        return cls(answers, login_paths, policy, info, settings["MCP_STATUS_URL"])
+
+    def kind_of(self, request: Request) -> str | None:
+        """The answer this unrouted request asks for, or None to let routing's 404 stand."""
         # Only where routing found nothing (not a 405, not a redirect): the
         # application's own routes always win.
         if request.url_rule is not None or not isinstance(request.routing_exception, NotFound):
             return None
-        kind = answer_kind(request.path, answers, paths)
-        if kind is None:
-            return None
-        return discovery_answer(kind, policy, info, status_url).get_response()
+        return answer_kind(request.path, self._answers, self._login_paths)
 
-    return answer_oauth_discovery
+    def respond(
+        self, kind: str, refusal: AuthenticationError | None = None, accepted: bool = False
+    ) -> Response:
+        error = discovery_answer(
+            kind, self._policy, self._info, self._status_url, refusal, accepted
+        )
+        return error.get_response()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Request, request
-from werkzeug.sansio.response import Response
+from werkzeug.wrappers import Response
 
 from .audit import begin_request
 from .authorization import Authorizer
 from .context import RequestContext, begin
+from .discovery import DiscoveryAnswers
 from .errors import AuthenticationError, InvalidAPIKey, MCPAuthError
 from .state import AppState
 
@@ -46,10 +47,11 @@ class RequestGuard:
     def _check(
         self, state: AppState, current_request: Request, context: RequestContext
     ) -> Response | None:
-        if current_request.url_rule is None and state.answer_discovery is not None:
-            answer = state.answer_discovery()  # an OAuth URL the app does not serve
-            if answer is not None:
-                return answer
+        discovery = state.discovery
+        if current_request.url_rule is None and discovery is not None:
+            kind = discovery.kind_of(current_request)  # an OAuth URL the app does not serve
+            if kind is not None:
+                return self._answer_discovery(state, discovery, current_request, kind)
         if current_request.method == "OPTIONS":
             return None  # CORS preflight: anonymous, never refused
         credential = state.policy.extract(current_request)
@@ -67,6 +69,25 @@ class RequestGuard:
             state.rate_limits.check_key(principal.key)  # type: ignore[arg-type]
         self._authorizer.authorize(self._app, current_request, context.principal)
         return None
+
+    @staticmethod
+    def _answer_discovery(
+        state: AppState, discovery: DiscoveryAnswers, current_request: Request, kind: str
+    ) -> Response:
+        """The discovery answer, saying whether a credential sent with it was accepted.
+
+        The credential is checked as on any route (a wrong one counts toward the
+        failed-attempt lockout) but not counted against the key's rate limits.
+        """
+        credential = state.policy.extract(current_request)
+        if credential is None:
+            return discovery.respond(kind)
+        try:
+            state.resolver.resolve(credential)
+        except AuthenticationError as refused:
+            state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+            return discovery.respond(kind, refusal=refused)
+        return discovery.respond(kind, accepted=True)
 
 
 __all__ = ["RequestGuard"]

@@ -7,15 +7,13 @@ of an app the extension was initialised on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask
-from werkzeug.sansio.response import Response
 
 from .config import signing_secret
 from .credentials import CredentialPolicy
-from .discovery import authentication_info, discovery_responder
+from .discovery import DiscoveryAnswers, authentication_info
 from .keys.signing import KeySigner
 from .keys.source import StoreSource
 from .keys.store import KeyStore
@@ -59,12 +57,8 @@ class AppState:
         self.status_url: str = settings["MCP_STATUS_URL"]
         self.exempt_endpoints = frozenset({STATUS_ENDPOINT} if self.status_url else ())
         #: Answers OAuth URLs the app does not serve (None: switched off).
-        self.answer_discovery: Callable[[], Response | None] | None = discovery_responder(
-            settings["MCP_OAUTH_DISCOVERY_ANSWERS"],
-            settings["MCP_OAUTH_LOGIN_PATHS"],
-            self.policy,
-            self.authentication_info,
-            self.status_url,
+        self.discovery = DiscoveryAnswers.from_settings(
+            settings, self.policy, self.authentication_info
         )
 
     @property

@@ -237,3 +237,61 @@ def test_the_mcp_sdk_oauth_flow_stops_once_with_our_explanation(make_app):
     assert requests[-1] == ("POST", "/register")
     assert ("GET", "/.well-known/oauth-protected-resource/mcp") in requests
     assert len(requests) == len(set(requests))  # no URL twice: no loop
+
+
+EXPIRED_KEYS = {
+    "chatgpt-connector-key": {"name": "ChatGPT Connector", "role": "user"},
+    "old-connector-key": {"name": "Old", "role": "user", "expiresAt": "2020-01-01T00:00:00Z"},
+}
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason", "says"),
+    [
+        ({"X-API-Key": "not-a-key"}, "invalid_api_key", "not one this server holds"),
+        ({"Authorization": "Bearer not-a-key"}, "invalid_api_key", "not one this server holds"),
+        ({"X-API-Key": "old-connector-key"}, "api_key_expired", "has expired"),
+    ],
+    ids=["wrong-header", "wrong-bearer", "expired"],
+)
+@pytest.mark.parametrize("path", ["/register", "/.well-known/oauth-protected-resource/mcp"])
+def test_a_refused_key_sent_to_a_discovery_url_is_named_with_its_reason(
+    make_app, path, headers, reason, says
+):
+    """mcp-remote and the TypeScript SDK send the refused key to discovery and /register:
+    the answer says the key was refused and why, instead of only "send it in X-API-Key"."""
+    response = make_app(keys=EXPIRED_KEYS).test_client().post(path, headers=headers)
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["credential"] == {"accepted": False, "reason": reason}
+    assert body["message"].startswith(f"The API key sent with this request was refused ({reason})")
+    assert says in body["message"]
+    assert body["message"].endswith(HOW_TO_SEND)
+    assert body["error_description"] == body["message"]
+    assert "not-a-key" not in response.get_data(as_text=True)
+    assert "old-connector-key" not in response.get_data(as_text=True)
+
+
+def test_a_valid_key_sent_to_a_discovery_url_is_said_to_be_valid(make_app):
+    response = (
+        make_app().test_client().get("/register", headers={"X-API-Key": "chatgpt-connector-key"})
+    )
+    assert response.status_code == 404
+    body = response.get_json()
+    assert body["credential"] == {"accepted": True}
+    assert body["message"].startswith("The API key sent with this request is valid")
+    assert "chatgpt-connector-key" not in response.get_data(as_text=True)
+
+
+def test_without_a_credential_the_answer_says_nothing_about_one(make_app):
+    body = make_app().test_client().get("/register").get_json()
+    assert "credential" not in body
+
+
+def test_wrong_keys_at_discovery_urls_count_toward_the_lockout(make_app):
+    client = make_app(MCP_AUTH_FAILURE_LIMIT="2 per minute").test_client()
+    for attempt in range(2):
+        client.get("/register", headers={"X-API-Key": f"guess-{attempt}"})
+    response = client.get("/register", headers={"X-API-Key": "guess-3"})
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "too_many_failed_attempts"
