@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import _time
 from ..errors import ConfigError
 from ..roles import check_role
 from .model import APIKey, fingerprint
@@ -241,7 +242,9 @@ def _parse_rate_limit(value: Any, fail: Fail) -> tuple[int | None, int | None]:
 def _parse_expiry(value: Any, fail: Fail) -> datetime | None:
     if value is None:
         return None
-    problem = "must be an ISO 8601 date-time with a timezone, e.g. 2025-12-31T23:59:59Z"
+    # The example is always in the future, so that it can be copied as it is.
+    example = f"{_time.now().year + 1}-12-31T23:59:59Z"
+    problem = f"must be an ISO 8601 date-time with a timezone, e.g. {example}"
     if not isinstance(value, str):
         raise fail("expiresAt", problem)
     try:

@@ -441,3 +441,18 @@ def test_sharing_does_not_leak_between_loads() -> None:
     second = parse_keys(json.dumps({"a": {"permissions": ["read", "write"]}}))["a"]
     assert first.permissions == frozenset({"read"})
     assert second.permissions == frozenset({"read", "write"})
+
+
+@pytest.mark.parametrize(
+    "today", [datetime(2026, 12, 1, tzinfo=UTC), datetime(2031, 6, 15, tzinfo=UTC)]
+)
+def test_the_expiry_example_in_the_message_is_in_the_future_and_accepted(
+    monkeypatch: pytest.MonkeyPatch, today: datetime
+) -> None:
+    """A user who copies the suggested value gets a key that works, whatever the date."""
+    with frozen_clock(monkeypatch, today):
+        message = config_error(with_entry({"name": "Expiry Key", "expiresAt": "2026-12-31"}))
+        example = message.split("e.g. ", 1)[1].split(";", 1)[0]
+        [key] = parse_keys({"k": {"expiresAt": example}}).values()
+        assert key.expires_at is not None and key.expires_at > today
+        assert not key.is_expired()
