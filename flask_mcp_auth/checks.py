@@ -34,6 +34,9 @@ NO_JWT_SECRET = "no-jwt-secret"
 QUERY_PARAM_ENABLED = "query-param-enabled"
 NO_KEYS = "no-keys"
 ANONYMOUS_ROLE = "anonymous-role"
+ADMIN_WITHOUT_PERMISSIONS = "admin-without-permissions"
+ADMIN_PERMISSION_ALONE = "admin-permission-alone"
+GUEST_WITH_WILDCARD = "guest-with-wildcard"
 
 _SEPARATORS = re.compile(r"[-_.:]+")
 
@@ -92,6 +95,7 @@ def review_keys(state: AppState, now: datetime) -> list[Finding]:
                         key,
                     )
                 )
+        findings.extend(_grant_mismatches(key))
         if "*" in key.permissions:
             findings.append(
                 Finding(
@@ -133,6 +137,50 @@ def review_keys(state: AppState, now: datetime) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _grant_mismatches(key: APIKey) -> list[Finding]:
+    """Roles and permissions that grant less (or other) than their words suggest.
+
+    Roles and permissions are independent: a role never grants a permission, and a
+    permission named like a role grants only itself.
+    """
+    label = key.label
+    found: list[Finding] = []
+    if key.role == "admin" and not key.permissions:
+        found.append(
+            Finding(
+                ADMIN_WITHOUT_PERMISSIONS,
+                f"{label}: role 'admin' with no permissions passes require_role checks but "
+                "every require_permission check refuses it (403), 'read' included; roles "
+                'grant no permissions. For full access add permissions ["*"]; otherwise '
+                'list what it needs, e.g. ["read", "write"].',
+                key,
+            )
+        )
+    if key.permissions == frozenset({"admin"}):
+        found.append(
+            Finding(
+                ADMIN_PERMISSION_ALONE,
+                f'{label}: permissions ["admin"] grant only the permission named "admin", '
+                "not 'read' or 'write', and not the admin role. Add the permissions it "
+                'needs (e.g. ["read", "write", "admin"]) and set "role": "admin" if it '
+                "must pass require_role('admin').",
+                key,
+            )
+        )
+    if key.role == "guest" and "*" in key.permissions:
+        found.append(
+            Finding(
+                GUEST_WITH_WILDCARD,
+                f"{label}: role 'guest' with permissions [\"*\"] passes every "
+                "require_permission check but no require_role check above guest. If the "
+                'key is meant to be powerful, give it a role (e.g. "role": "user"); '
+                "otherwise list only the permissions it needs.",
+                key,
+            )
+        )
+    return found
 
 
 def review_settings(state: AppState) -> list[Finding]:

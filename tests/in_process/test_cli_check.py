@@ -117,6 +117,7 @@ def test_key_warnings_name_the_entry_by_label_never_by_id(make_app):
     keyed = [w for w in report["warnings"] if w["key"]]
     assert {w["code"] for w in keyed} == {
         "predictable-key-id",
+        "guest-with-wildcard",  # no role given: guest
         "wildcard-permission",
         "no-rate-limit",
         "no-expiry",
@@ -269,3 +270,39 @@ def test_a_default_rate_limit_covers_keys_without_their_own(make_app):
 @pytest.mark.parametrize("role", ["guest", ""])
 def test_guest_or_no_anonymous_access_is_not_reported(make_app, role):
     assert warning_codes(clean_app(make_app, MCP_DEFAULT_ROLE=role)) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "codes", "fix"),
+    [
+        (
+            {"role": "admin", "permissions": []},
+            ["admin-without-permissions"],
+            'For full access add permissions ["*"]',
+        ),
+        (
+            {"permissions": ["admin"]},
+            ["admin-permission-alone"],
+            "not 'read' or 'write', and not the admin role",
+        ),
+        (
+            {"role": "guest", "permissions": ["*"]},
+            ["guest-with-wildcard", "wildcard-permission"],
+            'give it a role (e.g. "role": "user")',
+        ),
+    ],
+    ids=["admin-role-no-permissions", "admin-permission-alone", "guest-with-wildcard"],
+)
+def test_grants_that_do_not_do_what_their_words_promise(make_app, changes, codes, fix):
+    app = clean_app(make_app, entry_changes=changes, key_id=WEAK_ID, MCP_REQUIRE_SIGNED_KEYS=True)
+    assert warning_codes(app) == codes
+    human = run_cli(app, "check")
+    fingerprint = app.extensions["mcp_auth"].state_for(app).store.find(WEAK_ID).fingerprint
+    assert f"Reporter [{fingerprint}]" in human.stdout
+    assert fix in human.stdout
+    assert WEAK_ID not in human.stdout
+
+
+def test_an_admin_with_full_permissions_is_not_reported(make_app):
+    app = clean_app(make_app, entry_changes={"role": "admin", "permissions": ["read", "write"]})
+    assert warning_codes(app) == []
