@@ -106,11 +106,21 @@ def _decode_json(raw: str | bytes, source: str) -> Any:
         return json.loads(raw, object_pairs_hook=_remember_repeats)
     except json.JSONDecodeError as exc:
         # exc.doc holds the whole document (key ids included): report position only.
+        problem = _trailing_comma(exc) or exc.msg
         raise ConfigError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            f"{source} is not valid JSON: {problem} at line {exc.lineno}, column {exc.colno}"
         ) from None
     except (ValueError, RecursionError) as exc:
         raise ConfigError(f"{source} is not valid JSON: {type(exc).__name__}") from None
+
+
+def _trailing_comma(exc: json.JSONDecodeError) -> str | None:
+    """The usual hand-editing slip, named as such: a comma after the last member."""
+    closing = exc.doc[exc.pos :].lstrip()[:1]
+    before = exc.doc[: exc.pos].rstrip()
+    if closing in ("}", "]") and before.endswith(","):
+        return f"a trailing comma before '{closing}' (JSON allows no comma after the last item)"
+    return None
 
 
 def _json_type(value: Any) -> str:

@@ -185,7 +185,28 @@ def test_malformed_json_reports_line_and_column_and_hides_the_document() -> None
 def test_malformed_json_single_line_trailing_comma() -> None:
     message = config_error('{"' + SECRET_ID + '": {"name": "A",}}')
     assert "line 1, column" in message
+    assert "a trailing comma before '}'" in message
     assert SECRET_ID not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "closing"),
+    [
+        ('{"k": {"permissions": ["read",]}}', "]"),
+        ('{\n  "k": {"role": "user"},\n  "j": {"role": "user"},\n}', "}"),
+        ('{"k": {"role": "user",\n    }\n}', "}"),
+    ],
+)
+def test_a_trailing_comma_is_named_as_such(raw: str, closing: str) -> None:
+    message = config_error(raw)
+    assert f"a trailing comma before '{closing}'" in message
+    assert "no comma after the last item" in message
+
+
+def test_other_syntax_errors_keep_the_parser_message() -> None:
+    message = config_error('{"k": {"role": "user" "name": "x"}}')
+    assert "trailing comma" not in message
+    assert "Expecting ',' delimiter" in message
 
 
 def test_malformed_json_stops_init_app() -> None:
