@@ -166,7 +166,7 @@ def test_gunicorn_binds_127_0_0_1_3210_by_default() -> None:
         timeout=60,
         check=True,
     )
-    assert output.stdout.split() == ["127.0.0.1:3210", "2", "example_app.app:create_app()"]
+    assert output.stdout.split() == ["127.0.0.1:3210", "1", "example_app.app:create_app()"]
 
 
 def python_snippets(markdown: Path) -> list[str]:
