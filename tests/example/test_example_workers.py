@@ -159,8 +159,6 @@ def test_workers_follow_the_rate_limit_storage(
 def test_a_redis_storage_named_in_the_dotenv_file_counts(tmp_path: Path) -> None:
     # gunicorn.conf.py loads the dotenv file before it chooses the worker count.
     dotenv = tmp_path / ".env"
-    dotenv.write_text(
-        DEMO_DOTENV.read_text() + "\nRATELIMIT_STORAGE_URI=redis://127.0.0.1:6379\n"
-    )
+    dotenv.write_text(DEMO_DOTENV.read_text() + "\nRATELIMIT_STORAGE_URI=redis://127.0.0.1:6379\n")
     env = {**child_environment(), "MCP_EXAMPLE_DOTENV": str(dotenv)}
     assert gunicorn_settings(env)["workers"] == 2
