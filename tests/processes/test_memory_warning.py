@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from support.flask_app import build_app
+from support.paths import DOCS_DIR
 from support.servers import get
 
 pytest.importorskip("gunicorn")
@@ -117,3 +118,12 @@ def test_gunicorn_prints_the_warning_without_a_python_source_line(start_gunicorn
     assert output.count("server with 2 worker processes; each worker counts separately") == 2
     assert "RuntimeWarning" not in output
     assert "warn_if_memory_under_workers" not in output
+
+
+def test_the_documented_warning_is_the_one_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    build_in_worker(4, LIMITED_KEY)
+    (record,) = warning_records(caplog)
+    assert record.getMessage() in (DOCS_DIR / "rate-limiting.md").read_text()
+    two = record.getMessage().replace("4 worker", "2 worker").replace("4x", "2x")
+    assert two in (DOCS_DIR / "example.md").read_text()
