@@ -19,7 +19,7 @@ from flask import Flask
 
 from flask_mcp_auth import MCPAuth, MissingAPIKey, __version__, current_principal
 
-from .environment import load_environment
+from .environment import announce_demo_configuration, load_environment
 from .mcp_protocol import MCPServer
 from .notes import NoteStore
 from .tools import register_tools
@@ -42,13 +42,16 @@ def create_app(
     """Build the service.
 
     Without ``config`` the settings come from the environment and the dotenv
-    file (see :mod:`example_app.environment`); with it (tests), ``config`` is
-    applied to ``app.config`` and no dotenv file is read.  The notes live in
+    file (see :mod:`example_app.environment`), with the demo notice when the
+    demo keys are in force; with it (tests), ``config`` is applied to
+    ``app.config`` and no dotenv file is read.  The notes live in
     ``instance_path``, else ``$MCP_EXAMPLE_INSTANCE_PATH``, else Flask's
     instance folder.
     """
     if config is None:
         load_environment()
+        # Under gunicorn.conf.py the master has already announced it; the workers stay quiet.
+        announce_demo_configuration()
     folder = instance_path or os.environ.get(INSTANCE_PATH_VARIABLE) or None
     app = Flask(__name__, instance_path=str(Path(folder).resolve()) if folder else None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_MESSAGE_BYTES

@@ -3,7 +3,10 @@
 One ``POST`` carries one JSON-RPC 2.0 message.  Requests get their response as
 ``application/json``; notifications and client responses get ``202`` with no
 body.  No session id is issued, so clients never open the optional ``GET``
-event stream, and ``GET``/``DELETE`` are answered ``405``.
+event stream.  ``GET`` and ``DELETE`` pass the endpoint's guard first, as
+``POST`` does (401 without a valid key), and are then answered ``405`` with
+``Allow: POST, OPTIONS``: what the transport prescribes for a server that
+offers no SSE stream.
 
 Methods: ``initialize`` (with protocol-version negotiation), ``ping``,
 ``tools/list`` and ``tools/call``.  Everything else is ``-32601``; a newer
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSIONS: tuple[str, ...] = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
 PROTOCOL_VERSION_HEADER = "MCP-Protocol-Version"
+#: The ``Allow`` header of the endpoint: what it answers other than with 405.
+ALLOWED_METHODS = "POST, OPTIONS"
 
 # JSON-RPC 2.0 error codes.
 PARSE_ERROR = -32700
@@ -162,17 +167,35 @@ class MCPServer:
                 guard()
             return self.handle_post()
 
-        def mcp_method_not_allowed() -> Response:
+        def mcp_no_stream() -> Response:
+            # The key first, as for POST (401 without one), then the 405 the Streamable
+            # HTTP transport prescribes for a server that offers no SSE stream on GET.
+            if guard is not None:
+                guard()
             body = {
                 "error": "method_not_allowed",
-                "message": "This MCP endpoint is stateless and accepts only POST.",
+                "message": (
+                    "This MCP server offers no SSE stream and no sessions: it is stateless "
+                    "and answers each JSON-RPC message sent with POST as JSON."
+                ),
             }
-            return _json_response(body, 405, headers={"Allow": "POST"})
+            return _json_response(body, 405, headers={"Allow": ALLOWED_METHODS})
 
-        app.add_url_rule(url, "mcp", mcp_endpoint, methods=["POST"])
+        def mcp_options() -> Response:
+            return Response(status=204, headers={"Allow": ALLOWED_METHODS})
+
+        # Explicit OPTIONS: Flask's automatic answer would list GET and DELETE as allowed.
         app.add_url_rule(
-            url, "mcp_method_not_allowed", mcp_method_not_allowed, methods=["GET", "DELETE"]
+            url, "mcp", mcp_endpoint, methods=["POST"], provide_automatic_options=False
         )
+        app.add_url_rule(
+            url,
+            "mcp_no_stream",
+            mcp_no_stream,
+            methods=["GET", "DELETE"],
+            provide_automatic_options=False,
+        )
+        app.add_url_rule(url, "mcp_options", mcp_options, methods=["OPTIONS"])
 
     def handle_post(self) -> Response:
         """Answer the JSON-RPC message in the current request's body."""

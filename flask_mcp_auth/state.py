@@ -44,8 +44,7 @@ class AppState:
         self.secret: str | bytes | None = signing_secret(settings, app.config)
         self.signer = KeySigner(self.secret) if self.secret else None
         self.keys = StoreSource.from_settings(settings, self.secret)
-        self.rate_limits = RateLimits.from_settings(app, settings, limiter)
-        self.rate_limits.preload(self.keys.current())
+        self.rate_limits = RateLimits.from_settings(app, settings, limiter, self.keys.current())
         self.resolver = Resolver(self.keys, self.signer, not settings["MCP_REQUIRE_SIGNED_KEYS"])
         self.policy = CredentialPolicy.from_settings(settings)
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None

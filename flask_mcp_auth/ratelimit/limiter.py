@@ -79,10 +79,17 @@ class RateLimits:
 
     @classmethod
     def from_settings(
-        cls, app: Flask, settings: dict[str, Any], limiter: Limiter | None
+        cls,
+        app: Flask,
+        settings: dict[str, Any],
+        limiter: Limiter | None,
+        keys: Iterable[APIKey] = (),
     ) -> RateLimits:
         """Build from resolved (so already validated) settings, creating a Limiter if the
-        app passed none."""
+        app passed none, with the limits of ``keys`` parsed (:meth:`preload`).
+
+        Knowing every limit, it warns about memory:// under several workers only when
+        some limit is configured."""
         failure = parse_limits("MCP_AUTH_FAILURE_LIMIT", settings["MCP_AUTH_FAILURE_LIMIT"])
         default_limits = parse_limits("MCP_DEFAULT_RATE_LIMIT", settings["MCP_DEFAULT_RATE_LIMIT"])
         anonymous_limits = parse_limits(
@@ -97,14 +104,28 @@ class RateLimits:
                 "the Limiter passed to MCPAuth(limiter=...) is not initialised: create it with "
                 "Limiter(..., app=app) or call limiter.init_app(app) before MCPAuth"
             ) from None
-        warn_if_memory_under_workers(strategy.storage)
-        return cls(
+        rate_limits = cls(
             strategy,
             default_limits=default_limits,
             anonymous_limits=anonymous_limits,
             failure_limit=failure[0] if failure else None,
             fail_closed=settings["MCP_RATELIMIT_FAIL_CLOSED"],
             key_prefix=str(app.config.get("RATELIMIT_KEY_PREFIX") or ""),
+        )
+        rate_limits.preload(keys)
+        if rate_limits.any_configured:
+            warn_if_memory_under_workers(strategy.storage)
+        return rate_limits
+
+    @property
+    def any_configured(self) -> bool:
+        """Whether anything is counted: a default, anonymous or failed-attempt limit, or a
+        key's own rateLimit among the keys preloaded so far."""
+        return bool(
+            self.default_limits
+            or self.anonymous_limits
+            or self.failure_limit is not None
+            or any(self._key_limits.values())
         )
 
     def limits_for(self, key: APIKey) -> tuple[Limit, ...]:

@@ -3,9 +3,9 @@ per-process memory under several worker processes."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
-import warnings
 from types import FrameType
 
 from flask import Flask
@@ -15,6 +15,8 @@ from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, Storage
 
 from ..errors import ConfigError
+
+log = logging.getLogger("flask_mcp_auth.ratelimit")
 
 
 def create_limiter(app: Flask, storage_uri: str) -> Limiter:
@@ -73,17 +75,40 @@ def server_worker_count() -> int | None:
 
 
 def warn_if_memory_under_workers(storage: Storage) -> None:
+    """Log a WARNING when ``storage`` is per-process memory under several worker processes.
+
+    Call it only when some limit is configured: without one there is nothing to
+    count, so nothing to count wrongly.
+    """
     if not isinstance(storage, MemoryStorage):
         return
     workers = server_worker_count()
-    if workers is not None and workers > 1:
-        message = (
-            f"flask-mcp-auth: rate limits use memory:// storage under a server with {workers} "
-            "worker processes; each worker counts separately, so a key gets up to "
-            f"{workers}x its limit. Set RATELIMIT_STORAGE_URI to a shared storage such as "
-            "redis://host:6379."
-        )
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    if workers is None or workers <= 1:
+        return
+    message = (
+        f"flask-mcp-auth: rate limits use memory:// storage under a server with {workers} "
+        "worker processes; each worker counts separately, so a key gets up to "
+        f"{workers}x its limit. Set RATELIMIT_STORAGE_URI=redis://host:6379 (a storage "
+        "all workers share; pip install 'flask-mcp-auth[redis]'), or run one worker "
+        "process with threads (e.g. gunicorn --workers 1 --threads 8)."
+    )
+    if _reaches_output(log) or logging.lastResort is None:
+        log.warning(message)
+    else:
+        # The app configured no logging (the package's NullHandler alone would swallow
+        # it): print it as logging does when there is no handler at all.
+        record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, (), None)
+        logging.lastResort.handle(record)
+
+
+def _reaches_output(logger: logging.Logger) -> bool:
+    """Whether a record on ``logger`` reaches a handler other than a NullHandler."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
 
 
 __all__ = ["create_limiter", "server_worker_count", "warn_if_memory_under_workers"]

@@ -118,10 +118,13 @@ def test_refused_keys_over_the_network(
     assert reason in str(error)
 
 
-def test_get_is_405_with_allow_post(demo_server: GunicornServer) -> None:
+def test_get_is_405_with_a_key_and_401_without(demo_server: GunicornServer) -> None:
     response = httpx2.get(demo_server.mcp_url, headers={"X-API-Key": "demo-reader-key"}, timeout=10)
     assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    anonymous = httpx2.get(demo_server.mcp_url, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"] == "missing_api_key"
 
 
 def test_notes_survive_a_restart(tmp_path: Path) -> None:
@@ -166,7 +169,7 @@ def test_gunicorn_binds_127_0_0_1_3210_by_default() -> None:
         timeout=60,
         check=True,
     )
-    assert output.stdout.split() == ["127.0.0.1:3210", "2", "example_app.app:create_app()"]
+    assert output.stdout.split() == ["127.0.0.1:3210", "1", "example_app.app:create_app()"]
 
 
 def python_snippets(markdown: Path) -> list[str]:

@@ -148,12 +148,51 @@ def test_params_that_are_not_an_object_are_32602(client: FlaskClient) -> None:
     assert body["error"]["code"] == -32602
 
 
-@pytest.mark.parametrize("method", ["GET", "DELETE"])
-def test_get_and_delete_are_405_with_allow_post(client: FlaskClient, method: str) -> None:
+# GET (and DELETE) are answered as POST is: the key first, then the 405 the Streamable HTTP
+# transport prescribes for a server that offers no SSE stream.
+
+NO_STREAM_METHODS = ["GET", "DELETE", "HEAD"]
+
+
+@pytest.mark.parametrize("method", NO_STREAM_METHODS)
+def test_get_without_a_key_is_401_missing_api_key(client: FlaskClient, method: str) -> None:
+    response = client.open("/mcp", method=method)
+    post = client.post("/mcp")  # the same refusal a POST without a key gets
+    assert response.status_code == post.status_code == 401
+    assert response.headers["WWW-Authenticate"] == post.headers["WWW-Authenticate"]
+    assert response.mimetype == "application/json"
+    if method != "HEAD":
+        assert response.get_json() == post.get_json()
+        assert response.get_json()["error"] == "missing_api_key"
+
+
+@pytest.mark.parametrize("method", NO_STREAM_METHODS)
+def test_get_with_a_wrong_key_is_401_invalid_api_key(client: FlaskClient, method: str) -> None:
+    response = client.open("/mcp", method=method, headers={"X-API-Key": "not-a-key"})
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response.headers
+    if method != "HEAD":
+        assert response.get_json()["error"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("method", NO_STREAM_METHODS)
+def test_get_with_a_valid_key_is_405_no_sse_stream(client: FlaskClient, method: str) -> None:
     response = client.open("/mcp", method=method, headers={"X-API-Key": READER})
     assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
-    assert "POST" in response.get_json()["message"]
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.mimetype == "application/json"
+    if method != "HEAD":
+        body = response.get_json()
+        assert body["error"] == "method_not_allowed"
+        assert "no SSE stream" in body["message"]
+        assert "POST" in body["message"]
+
+
+def test_options_names_the_same_methods_as_the_405(client: FlaskClient) -> None:
+    # Flask's automatic answer would list GET, HEAD and DELETE as allowed too.
+    response = client.options("/mcp")
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "POST, OPTIONS"
 
 
 def test_an_unsupported_protocol_version_header_is_refused_with_400(client: FlaskClient) -> None:
