@@ -224,6 +224,8 @@ local ttl = redis.call("pttl", KEYS[1])
 if count == 1 or ttl < 0 then
     redis.call("expire", KEYS[1], ARGV[1])
     ttl = tonumber(ARGV[1]) * 1000
+elseif ttl == 0 then
+    ttl = 1  -- expiring this millisecond; PX needs a positive time
 end
 redis.call("set", KEYS[2], "1", "PX", ttl)
 return {limit - count, ttl}
