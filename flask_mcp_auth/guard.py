@@ -63,7 +63,8 @@ class RequestGuard:
             try:
                 principal = state.resolver.resolve(credential)
             except AuthenticationError as refused:
-                state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+                counted = isinstance(refused, InvalidAPIKey)
+                state.rate_limits.failed_attempt(counted, credential.value)
                 raise
             context.principal = principal
             state.rate_limits.check_key(principal.key)  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ class RequestGuard:
         try:
             state.resolver.resolve(credential)
         except AuthenticationError as refused:
-            state.rate_limits.failed_attempt(counted=isinstance(refused, InvalidAPIKey))
+            state.rate_limits.failed_attempt(isinstance(refused, InvalidAPIKey), credential.value)
             return discovery.respond(kind, refusal=refused)
         return discovery.respond(kind, accepted=True)
 

@@ -18,7 +18,7 @@ from .keys.signing import KeySigner
 from .keys.source import StoreSource
 from .keys.store import KeyStore
 from .principal import Principal
-from .ratelimit.limiter import RateLimits
+from .ratelimit.limiter import RateLimits, failed_attempt_secret
 from .resolve import Resolver
 
 if TYPE_CHECKING:
@@ -44,7 +44,14 @@ class AppState:
         self.secret: str | bytes | None = signing_secret(settings, app.config)
         self.signer = KeySigner(self.secret) if self.secret else None
         self.keys = StoreSource.from_settings(settings, self.secret)
-        self.rate_limits = RateLimits.from_settings(app, settings, limiter, self.keys.current())
+        keys = self.keys.current()
+        self.rate_limits = RateLimits.from_settings(
+            app,
+            settings,
+            limiter,
+            keys,
+            mark_secret=failed_attempt_secret(self.secret, (key.key_id for key in keys)),
+        )
         self.resolver = Resolver(self.keys, self.signer, not settings["MCP_REQUIRE_SIGNED_KEYS"])
         self.policy = CredentialPolicy.from_settings(settings)
         self.default_role: str | None = settings["MCP_DEFAULT_ROLE"] or None

@@ -5,6 +5,12 @@
 :class:`RedisFixedWindowCounter` checks the gate and every window of a request
 in one Lua round trip.  :func:`make_counter` picks the fastest that keeps the
 strategy's semantics.
+
+``fail`` counts a refused credential on the failed-attempt gate at most once per
+failure window: the caller passes a *mark* for the credential (a limit and scope
+naming a keyed hash of it, never the value), set when the credential is counted and
+expiring with the window.  A mark is only set for a credential that was counted, never
+while the address is locked out, so values queued during a lockout count when it opens.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from limits import RateLimitItem
-from limits.storage import RedisStorage, Storage
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from .limits import Limit
@@ -59,6 +65,13 @@ class Counter(Protocol):
     def peek(self, limit: Limit, scope: str) -> Window:
         """Read a window without counting."""
 
+    def fail(self, gate: Gate, mark: Gate) -> Window:
+        """A refused credential: count it on ``gate`` unless ``mark`` says it was counted
+        in this window, or the gate is already used up.
+
+        ``remaining`` is -1 when the address is (now) locked out.
+        """
+
 
 class StrategyCounter:
     """Any storage and strategy, through the public ``limits`` strategy API."""
@@ -94,6 +107,25 @@ class StrategyCounter:
             return None
         return self.peek(limit, scope).reset_at
 
+    def fail(self, gate: Gate, mark: Gate) -> Window:
+        # The mark is a one-hit window of the gate's length (``mark`` holds a limit of 1):
+        # its first hit succeeds, later ones within its window do not.  Its window starts at
+        # the credential's first counted presentation, which for a moving window is exactly
+        # when that attempt leaves the count; public strategy API only, so any storage works.
+        limit, scope = gate
+        locked_until = self.locked_until(limit, scope)
+        if locked_until is not None:
+            return Window(limit.item, -1, locked_until)
+        mark_limit, mark_scope = mark
+        if not self.strategy.hit(mark_limit.item, mark_scope):
+            window = self.peek(limit, scope)  # counted before in this window
+            return window if window.remaining > 0 else Window(limit.item, -1, window.reset_at)
+        window = self.record(limit, scope)
+        if window.breached:
+            # Another request used up the gate meanwhile: this one was not counted.
+            self.strategy.clear(mark_limit.item, mark_scope)
+        return window
+
 
 class FixedWindowCounter(StrategyCounter):
     """Fixed window on any storage: the counters of ``FixedWindowRateLimiter``, with
@@ -115,6 +147,28 @@ class FixedWindowCounter(StrategyCounter):
         count = self.storage.incr(key, item.get_expiry())
         remaining = item.amount - count if count <= item.amount else -1
         return Window(item, remaining, self.storage.get_expiry(key))
+
+    def fail(self, gate: Gate, mark: Gate) -> Window:
+        if type(self.storage) is not MemoryStorage:
+            return super().fail(gate, mark)  # other storages: the public strategy API
+        # Process memory: the mark is a counter that expires when the gate's window does,
+        # so a repeated credential counts again as soon as the window resets.  Its first
+        # increment (atomic) decides which request counts the credential.
+        storage = self.storage
+        limit, scope = gate
+        item = limit.item
+        key = limit.key(scope)
+        count = storage.get(key)
+        if count >= item.amount:
+            return Window(item, -1, storage.get_expiry(key))
+        ttl = storage.get_expiry(key) - time.time() if count else float(item.get_expiry())
+        mark_key = mark[0].key(mark[1])
+        if storage.incr(mark_key, ttl) > 1:
+            return Window(item, item.amount - count, storage.get_expiry(key))
+        window = self.record(limit, scope)
+        if window.breached:
+            storage.clear(mark_key)  # another request used up the gate meanwhile
+        return window
 
 
 # KEYS: [gate key], window keys.  ARGV: gate limit (0: no gate), then expiry and
@@ -151,6 +205,33 @@ return result
 """
 
 
+# KEYS: failure counter, the credential's mark.  ARGV: window expiry, limit.
+# Counts the failure unless the address is locked out or the mark exists (the
+# credential was counted in this window); a new mark expires with the counter
+# (same millisecond).  Returns {remaining, counter ttl in ms}, remaining -1 when
+# locked out.  Same counter and expiry rule as _REDIS_HIT.
+_REDIS_FAIL = """
+local limit = tonumber(ARGV[2])
+local count = tonumber(redis.call("get", KEYS[1]) or "0")
+if count >= limit then
+    return {-1, redis.call("pttl", KEYS[1])}
+end
+if redis.call("exists", KEYS[2]) == 1 then
+    return {limit - count, redis.call("pttl", KEYS[1])}
+end
+count = redis.call("incrby", KEYS[1], 1)
+local ttl = redis.call("pttl", KEYS[1])
+if count == 1 or ttl < 0 then
+    redis.call("expire", KEYS[1], ARGV[1])
+    ttl = tonumber(ARGV[1]) * 1000
+elseif ttl == 0 then
+    ttl = 1  -- expiring this millisecond; PX needs a positive time
+end
+redis.call("set", KEYS[2], "1", "PX", ttl)
+return {limit - count, ttl}
+"""
+
+
 class RedisFixedWindowCounter(FixedWindowCounter):
     """Fixed window on Redis: the gate and every window in one round trip (Lua)."""
 
@@ -158,7 +239,9 @@ class RedisFixedWindowCounter(FixedWindowCounter):
         super().__init__(strategy)
         storage: Any = self.storage
         self._prefixed: Callable[[str], str] = storage.prefixed_key
-        self._script = storage.get_connection().register_script(_REDIS_HIT)
+        connection = storage.get_connection()
+        self._script = connection.register_script(_REDIS_HIT)
+        self._fail_script = connection.register_script(_REDIS_FAIL)
 
     def hit(self, limits: Sequence[Limit], scope: str, gate: Gate | None) -> Outcome:
         prefixed = self._prefixed
@@ -180,6 +263,14 @@ class RedisFixedWindowCounter(FixedWindowCounter):
             remaining = amount - int(count) if int(count) <= amount else -1
             windows.append(Window(limit.item, remaining, now + max(int(ttl), 0)))
         return Outcome(None, tuple(windows))
+
+    def fail(self, gate: Gate, mark: Gate) -> Window:
+        limit, scope = gate
+        keys = [self._prefixed(limit.key(scope)), self._prefixed(mark[0].key(mark[1]))]
+        remaining, ttl_ms = self._fail_script(
+            keys=keys, args=[limit.item.get_expiry(), limit.item.amount]
+        )
+        return Window(limit.item, int(remaining), time.time() + max(int(ttl_ms), 0) / 1000)
 
 
 def make_counter(strategy: RateLimiter) -> Counter:

@@ -9,14 +9,18 @@ machinery (which costs about as much as the whole Flask request).
 
 Storage identifiers use the key's fingerprint, never the key id (which in
 plain-key mode is the secret), and the client address for anonymous callers
-and failed attempts.
+and failed attempts.  A refused credential is marked as counted by a keyed hash
+of it (:func:`failed_attempt_secret`), never by its value.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +31,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import RateLimiter
 
 from ..errors import AuthServiceUnavailable, ConfigError
-from ..keys.model import APIKey
+from ..keys.model import APIKey, fingerprint, secret_bytes
 from ..principal import Principal
 from .counters import Counter, Gate, Outcome, Window, make_counter
 from .limits import Limit, key_limits, parse_limits
@@ -58,11 +62,20 @@ class RateLimits:
         failure_limit: RateLimitItem | None = None,
         fail_closed: bool = False,
         key_prefix: str = "",
+        mark_secret: bytes | None = None,
     ) -> None:
         self.strategy = strategy
         self.default_limits = tuple(Limit.of(item) for item in default_limits)
         self.anonymous_limits = tuple(Limit.of(item) for item in anonymous_limits)
         self.failure_limit = Limit.of(failure_limit) if failure_limit is not None else None
+        # "This credential was counted in this window": one hit of the failure window's length.
+        self._failure_mark = (
+            Limit.of(type(failure_limit)(1, failure_limit.multiples, failure_limit.namespace))
+            if failure_limit is not None
+            else None
+        )
+        # Key of the marks' HMAC (see failed_attempt_secret); without one, this process's own.
+        self._mark_secret = mark_secret or secrets.token_bytes(32)
         self.fail_closed = fail_closed
         # Scopes are single identifiers "[prefix/]mcp-auth/<kind>/<id>": a key's fingerprint
         # or a client address, never a key id.
@@ -84,9 +97,11 @@ class RateLimits:
         settings: dict[str, Any],
         limiter: Limiter | None,
         keys: Iterable[APIKey] = (),
+        mark_secret: bytes | None = None,
     ) -> RateLimits:
         """Build from resolved (so already validated) settings, creating a Limiter if the
         app passed none, with the limits of ``keys`` parsed (:meth:`preload`).
+        ``mark_secret``: see :func:`failed_attempt_secret`.
 
         Knowing every limit, it warns about memory:// under several workers only when
         some limit is configured."""
@@ -111,6 +126,7 @@ class RateLimits:
             failure_limit=failure[0] if failure else None,
             fail_closed=settings["MCP_RATELIMIT_FAIL_CLOSED"],
             key_prefix=str(app.config.get("RATELIMIT_KEY_PREFIX") or ""),
+            mark_secret=mark_secret,
         )
         rate_limits.preload(keys)
         if rate_limits.any_configured:
@@ -173,17 +189,21 @@ class RateLimits:
                 "Send an API key, or wait for the window to reset.",
             )
 
-    def failed_attempt(self, counted: bool) -> None:
+    def failed_attempt(self, counted: bool, credential: str) -> None:
         """A credential was refused; raise 429 if the address is (now) locked out.
 
         ``counted``: the credential was invalid (a guess) and counts as a
-        failed attempt; an expired key is only checked against the lock.
+        failed attempt, once per failure window however often it is presented
+        (a client retrying a wrong key repeats one value; a guesser needs new ones);
+        an expired key is only checked against the lock.  ``credential``: the
+        presented value.
         """
         gate = self._gate()
         if gate is None:
             return
         if counted:
-            window: Window = self._with_storage(lambda counter: counter.record(*gate))
+            mark = self._mark(gate, credential)
+            window: Window = self._with_storage(lambda counter: counter.fail(gate, mark))
             if window.breached:
                 log.debug("failed-attempt limit reached for address %s", client_address())
                 raise locked_out(window.reset_at)
@@ -220,6 +240,11 @@ class RateLimits:
         if self.failure_limit is None:
             return None
         return self.failure_limit, f"{self._scope}failures/{client_address()}"
+
+    def _mark(self, gate: Gate, credential: str) -> Gate:
+        """The mark of a refused credential: a keyed hash, never the value."""
+        assert self._failure_mark is not None  # there is a gate
+        return self._failure_mark, f"{gate[1]}/seen/{fingerprint(credential, self._mark_secret)}"
 
     @staticmethod
     def _settle(windows: tuple[Window, ...]) -> bool:
@@ -267,9 +292,41 @@ class RateLimits:
         log.error("rate-limit storage unavailable (%s: %s); %s", type(exc).__name__, exc, mode)
 
 
+def failed_attempt_secret(
+    signing_secret: str | bytes | None, key_ids: Iterable[str]
+) -> bytes | None:
+    """The key under which refused credentials are marked as counted.
+
+    The mark of a wrong value is ``fingerprint(value, key)``, an HMAC, never the value
+    or an unkeyed hash of it: in plain-key mode a wrong value is often a typo of a real
+    key id, and an unkeyed hash in Redis would let anyone who can read Redis test
+    guesses of it offline.  Every worker and host sharing the storage must derive the
+    same key, so that a value repeated through several of them counts once:
+
+    - with a signing secret (JWT_SECRET, else SECRET_KEY): a key derived from it
+      (domain-separated, so a mark never equals a key's fingerprint);
+    - without one, every key is plain: a key derived from all configured key ids,
+      which are the deployment's secrets (a reader who knew them all would have
+      nothing left to guess).  It is fixed at start-up: a worker started on another
+      key set marks under another key, so a value may count once per such key;
+    - no key ids either: None, and each process uses a random key of its own.
+    """
+    if signing_secret:
+        return hmac.new(
+            secret_bytes(signing_secret), b"flask-mcp-auth/failed-attempt", hashlib.sha256
+        ).digest()
+    ids = sorted({secret_bytes(key_id) for key_id in key_ids})
+    if not ids:
+        return None
+    derived = hashlib.sha256(b"flask-mcp-auth/failed-attempt/key-ids")
+    for key_id in ids:
+        derived.update(len(key_id).to_bytes(8, "big") + key_id)
+    return derived.digest()
+
+
 def client_address() -> str:
     # request.remote_addr is the peer; behind a proxy, ProxyFix makes it the client.
     return request.remote_addr or "unknown"
 
 
-__all__ = ["RateLimits"]
+__all__ = ["RateLimits", "failed_attempt_secret"]

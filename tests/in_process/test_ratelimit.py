@@ -232,8 +232,8 @@ def test_bad_limit_strings_stop_start_up_naming_the_setting(name: str, value: st
 
 def test_failed_attempts_lock_out_the_address_until_the_window_resets(clock: Clock) -> None:
     client = build(keys_with(), MCP_AUTH_FAILURE_LIMIT="3/minute").test_client()
-    assert [call(client, "guess").status_code for _ in range(3)] == [401, 401, 401]
-    locked = call(client, "guess")
+    assert [call(client, f"guess-{n}").status_code for n in range(3)] == [401, 401, 401]
+    locked = call(client, "guess-3")
     assert locked.status_code == 429
     assert locked.get_json()["error"] == "too_many_failed_attempts"
     assert locked.headers["Retry-After"] == "60"
@@ -245,7 +245,7 @@ def test_failed_attempts_lock_out_the_address_until_the_window_resets(clock: Clo
     assert call(client, None).status_code == 200
     # Another address is unaffected, with a valid key or a wrong one.
     assert call(client, KEY, "10.9.9.9").status_code == 200
-    assert call(client, "guess", "10.9.9.9").status_code == 401
+    assert call(client, "guess-3", "10.9.9.9").status_code == 401
 
     clock.advance(30)
     assert call(client, KEY).headers["Retry-After"] == "30"
@@ -258,6 +258,65 @@ def test_failed_attempt_lockout_is_on_by_default_at_20_per_minute(clock: Clock) 
     client = build(keys_with()).test_client()
     assert {call(client, f"guess-{i}").status_code for i in range(20)} == {401}
     assert call(client, "guess-21").status_code == 429
+    # Locked out: every credential from the address, the right key and a repeat too.
+    assert call(client, KEY).status_code == 429
+    assert call(client, "guess-0").status_code == 429
+
+
+def test_the_same_wrong_key_repeated_counts_once_so_the_fixed_key_works(clock: Clock) -> None:
+    """A misconfigured client retries one wrong value (mcp-remote 4 times a start, the
+    Python client twice a connection): 50 of them are one failed attempt, not a lockout."""
+    client = build(keys_with()).test_client()
+    assert {call(client, "chatgpt-connector-kye").status_code for _ in range(50)} == {401}
+    assert call(client, KEY).status_code == 200
+    # The typo counted once: 19 distinct values more are still allowed, the 20th is not.
+    assert {call(client, f"guess-{i}").status_code for i in range(19)} == {401}
+    assert call(client, "guess-19").status_code == 429
+    assert call(client, KEY).status_code == 429
+
+
+def test_repeats_do_not_hide_distinct_guesses(clock: Clock) -> None:
+    """Interleaving repeats with new values: every new value still counts."""
+    client = build(keys_with(), MCP_AUTH_FAILURE_LIMIT="3/minute").test_client()
+    statuses = [call(client, value).status_code for value in "aabbaacbad"]
+    assert statuses == [401] * 7 + [429] * 3  # a, b and c counted: locked, repeats included
+    assert call(client, KEY).status_code == 429
+
+
+def test_a_repeated_wrong_key_counts_again_after_the_window_resets(clock: Clock) -> None:
+    client = build(keys_with(), MCP_AUTH_FAILURE_LIMIT="3/minute").test_client()
+    assert call(client, "first").status_code == 401  # opens the window: resets in 60 s
+    clock.advance(50)
+    assert [call(client, "typo").status_code for _ in range(5)] == [401] * 5  # counted once
+    clock.advance(11)  # the window has reset, and the mark of "typo" with it
+    assert [call(client, v).status_code for v in ("typo", "typo", "b", "c")] == [401] * 4
+    assert call(client, "d").status_code == 429  # "typo" counted again: typo, b, c, then d
+
+
+def test_values_presented_while_locked_out_count_once_the_lock_opens(clock: Clock) -> None:
+    """A value refused by the lock was not counted, so it must not be marked as counted:
+    otherwise a guesser could queue values during the lockout and try them free after."""
+    client = build(keys_with(), MCP_AUTH_FAILURE_LIMIT="2/minute").test_client()
+    assert [call(client, v).status_code for v in ("a", "b", "queued")] == [401, 401, 429]
+    clock.advance(61)
+    statuses = [call(client, v).status_code for v in ("queued", "queued", "c", "d")]
+    assert statuses == [401, 401, 401, 429]  # "queued" and "c" counted
+
+
+def test_failed_attempts_are_counted_once_under_concurrent_requests(clock: Clock) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = build(keys_with(), MCP_AUTH_FAILURE_LIMIT="3/minute")
+
+    def attempt(_: int) -> int:
+        return int(call(app.test_client(), "same-typo").status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(attempt, range(40))) == {401}
+    storage = app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage
+    assert [
+        n for k, n in storage.storage.items() if k.endswith("/failures/127.0.0.1/3/1/minute")
+    ] == [1]
 
 
 @pytest.mark.parametrize("off", ["", "off"])
@@ -275,7 +334,7 @@ def test_expired_key_is_locked_out_too_but_does_not_count(clock: Clock) -> None:
     client = build(keys, MCP_AUTH_FAILURE_LIMIT="2/minute").test_client()
     assert {call(client, "old-key").status_code for _ in range(5)} == {401}
     assert call(client, KEY).status_code == 200
-    assert [call(client, "guess").status_code for _ in range(3)] == [401, 401, 429]
+    assert [call(client, f"guess-{n}").status_code for n in range(3)] == [401, 401, 429]
     assert call(client, "old-key").status_code == 429
 
 
@@ -294,6 +353,44 @@ def test_storage_keys_hold_the_fingerprint_never_the_key_id(clock: Clock) -> Non
     assert not [k for k in stored if KEY in k]
     fingerprint = next(iter(auth.state_for(app).store)).fingerprint
     assert any(fingerprint in k for k in stored)
+
+
+WRONG_VALUES = ["chatgpt-connector-kye", "chatgpt-connector-key-2", "Bearer-ish", "x", "1234567"]
+
+
+def test_failed_attempt_marks_never_hold_the_presented_value(clock: Clock) -> None:
+    app = build(keys_with())
+    client = app.test_client()
+    for value in WRONG_VALUES * 3:
+        call(client, value)
+    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage.storage)
+    marks = [k for k in stored if "/failures/127.0.0.1/seen/" in k]
+    assert len(marks) == len(WRONG_VALUES)  # one per distinct value
+    for value in WRONG_VALUES:
+        assert not [k for k in stored if value in k.split("/failures/127.0.0.1/")[-1]]
+    assert not [k for k in stored if KEY[:-1] in k]
+
+
+def test_failed_attempt_marks_are_keyed_by_the_signing_secret(clock: Clock) -> None:
+    """The mark is an HMAC: the same under the same secret (so workers agree), another
+    under another secret, so a storage reader cannot test guesses without the secret."""
+
+    def marks(**config: Any) -> list[str]:
+        app = build(keys_with(), **config)
+        call(app.test_client(), "chatgpt-connector-kye")
+        storage = app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage
+        return [k for k in storage.storage if "/seen/" in k]
+
+    first, again, other = (
+        marks(JWT_SECRET="s" * 32),
+        marks(JWT_SECRET="s" * 32),
+        marks(JWT_SECRET="t" * 32),
+    )
+    assert len(first) == 1 and first == again and first != other
+    # Without a secret, derived from the configured key ids: the same for the same keys.
+    plain, plain_again = marks(), marks()
+    assert plain == plain_again and plain != first
+    assert marks(MCP_API_KEYS=json.dumps({"another-key": {"role": "user"}})) != plain
 
 
 def test_limit_keys_match_the_limits_library(clock: Clock) -> None:
@@ -419,8 +516,55 @@ def test_other_limiter_strategies_enforce_the_same_limits(clock: Clock, strategy
     client = app.test_client()
     assert [call(client).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert call(client).headers["X-RateLimit-Limit"] == "3"
-    assert [call(client, "guess", "10.0.0.5").status_code for _ in range(3)] == [401, 401, 429]
+    guesses = [call(client, f"guess-{n}", "10.0.0.5").status_code for n in range(3)]
+    assert guesses == [401, 401, 429]
     assert call(client, KEY, "10.0.0.5").status_code == 429
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
+def test_other_strategies_count_a_repeated_wrong_key_once(clock: Clock, strategy: str) -> None:
+    app = build(keys_with(), RATELIMIT_STRATEGY=strategy, MCP_AUTH_FAILURE_LIMIT="3/minute")
+    client = app.test_client()
+    assert {call(client, "typo").status_code for _ in range(10)} == {401}
+    assert call(client, KEY).status_code == 200
+    statuses = [call(client, v).status_code for v in ("b", "typo", "c", "d")]
+    assert statuses == [401, 401, 401, 429]
+    assert call(client, KEY).status_code == 429
+    storage = app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage
+    assert "typo" not in json.dumps([*storage.storage, *storage.events])
+
+
+def test_moving_window_counts_a_value_queued_during_the_lockout(clock: Clock) -> None:
+    app = build(keys_with(), RATELIMIT_STRATEGY="moving-window", MCP_AUTH_FAILURE_LIMIT="2/minute")
+    client = app.test_client()
+    assert [call(client, v).status_code for v in ("a", "b")] == [401, 401]
+    clock.advance(10)
+    assert call(client, "queued").status_code == 429
+    clock.advance(51)  # "a" and "b" have left the moving window
+    statuses = [call(client, v).status_code for v in ("queued", "queued", "c", "d")]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_strategy_counter_marks_with_one_hit_windows_on_memory_storage(clock: Clock) -> None:
+    """The generic path (any storage, any strategy), driven directly on MemoryStorage."""
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    storage = MemoryStorage()
+    counter = ratelimit_counters.StrategyCounter(FixedWindowRateLimiter(storage))
+    limit = Limit.of(parse("3/minute"))
+    mark = Limit.of(parse("1/minute"))
+    gate = (limit, "mcp-auth/failures/10.0.0.1")
+
+    def fail(ref: str) -> int:
+        return counter.fail(gate, (mark, f"mcp-auth/failures/10.0.0.1/seen/{ref}")).remaining
+
+    assert [fail("aaa") for _ in range(5)] == [2, 2, 2, 2, 2]
+    assert [fail("bbb"), fail("ccc"), fail("aaa"), fail("ddd")] == [1, 0, -1, -1]
+    assert storage.get(limit.key(gate[1])) == 3  # "ddd", refused, was not counted ...
+    assert storage.get(mark.key(f"{gate[1]}/seen/ddd")) == 0  # ... nor marked
+    clock.advance(61)
+    assert [fail("aaa"), fail("ddd")] == [2, 1]
 
 
 def test_key_prefix_separates_apps_sharing_a_storage(clock: Clock) -> None:
