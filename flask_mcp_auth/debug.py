@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
-from typing import TextIO
 
 from flask import has_request_context, request
+
+from .logs import OwnHandler, StderrHandler
 
 #: Namespace -> logger.  auth:keys: loading the key store; auth:request: each
 #: authentication decision; auth:ratelimit: rate-limit decisions.
@@ -57,27 +57,6 @@ def enabled_namespaces(spec: str | None) -> list[str]:
     return [ns for ns in NAMESPACES if namespace_enabled(ns, spec)]
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler writing to whatever ``sys.stderr`` is at the time of the write.
-
-    Test runners and daemonisers replace ``sys.stderr``; a stream captured at
-    start-up may be closed by then.
-    """
-
-    def __init__(self, stream_name: str = "stderr") -> None:
-        logging.Handler.__init__(self)
-        self._stream_name = stream_name
-
-    @property
-    def stream(self) -> TextIO:
-        stream: TextIO = getattr(sys, self._stream_name)
-        return stream
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass  # always follow sys.<stream_name>
-
-
 class DebugFormatter(logging.Formatter):
     """``<time> auth:request GET /mcp: <message>``: the namespace, and the request if any."""
 
@@ -94,7 +73,7 @@ class DebugFormatter(logging.Formatter):
         return f"{record.asctime} {prefix} {record.message}"
 
 
-class _DebugHandler(StderrHandler):
+class _DebugHandler(OwnHandler, StderrHandler):
     """Marks the handlers this module installed, so reconfiguring removes them."""
 
 
