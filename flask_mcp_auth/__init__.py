@@ -1,7 +1,5 @@
 """API-key authentication, authorization and per-key rate limiting for Flask MCP services."""
 
-import logging
-
 from ._version import __version__
 from .context import current_principal
 from .decorators import require_permission, require_role
@@ -21,10 +19,13 @@ from .extension import MCPAuth
 from .keys.model import APIKey
 from .keys.signing import generate_api_key
 from .keys.store import KeyStore
+from .logs import install_stderr_fallback
 from .principal import Principal
 from .roles import ROLES
 
-logging.getLogger("flask_mcp_auth").addHandler(logging.NullHandler())
+# Instead of a NullHandler: WARNING and above reach stderr while the application
+# configured no handler that would write them (flask_mcp_auth/logs.py).
+install_stderr_fallback()
 
 __all__ = [
     "APIKey",

@@ -16,7 +16,8 @@ reason is right even when an ``app.errorhandler(401)`` replaced the body.
 Where the lines go is ``MCP_AUDIT_LOG``: ``stderr`` (the default when the
 application configured no handler on the logger), ``stdout``, a file path, or
 ``off``.  A failed write never fails the request: it is reported as an error
-on the ``flask_mcp_auth`` logger, at most once a minute.
+on the ``flask_mcp_auth`` logger, at most once a minute (on stderr when the
+application configured no logging: :mod:`flask_mcp_auth.logs`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from werkzeug.wrappers import Response
 
 from . import context
 from .context import RequestContext
-from .debug import StderrHandler
+from .logs import StderrHandler
 
 AUDIT_LOGGER = "flask_mcp_auth.audit"
 audit_log = logging.getLogger(AUDIT_LOGGER)
@@ -80,27 +81,16 @@ class _FailureReporter:
                 return
             lost, self._lost, self._last_report = self._lost, 0, now
         what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-        message = (
-            f"flask_mcp_auth: could not write the audit log ({what}); {lost} audit line(s) "
-            f"lost since the last report. Requests are still being served."
+        # With no logging configured, the package's stderr fallback prints it.
+        log.error(
+            "could not write the audit log (%s); %d audit line(s) lost since the last "
+            "report. Requests are still being served.",
+            what,
+            lost,
         )
-        if _has_output(log) or logging.lastResort is None:
-            log.error(message)
-        else:  # nothing would show it: do what logging does when there are no handlers
-            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
-            logging.lastResort.handle(record)
 
 
 report_write_failure = _FailureReporter()
-
-
-def _has_output(logger: logging.Logger) -> bool:
-    current: logging.Logger | None = logger
-    while current is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
-            return True
-        current = current.parent if current.propagate else None
-    return False
 
 
 class _OwnedHandler(logging.Handler):

@@ -4,18 +4,20 @@ The value is a list of namespaces separated by commas or whitespace; ``*``
 matches any run of characters; a namespace starting with ``-`` is excluded,
 and exclusions win (``auth:*,-auth:ratelimit``).  Each namespace maps to a
 logger under ``flask_mcp_auth``; an enabled one is set to DEBUG and writes
-readable lines to stderr.  Without ``DEBUG`` the loggers are left alone and
-stay silent.
+readable lines to stderr.  Its records still propagate, so the application's
+handlers (its own, the root logger's, pytest's ``caplog``) receive them too;
+a line an application handler already writes to stderr is not printed twice.
+Without ``DEBUG`` the loggers are left alone and stay silent.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sys
-from typing import TextIO
 
 from flask import has_request_context, request
+
+from .logs import OwnHandler, StderrHandler, application_writes_to_stderr
 
 #: Namespace -> logger.  auth:keys: loading the key store; auth:request: each
 #: authentication decision; auth:ratelimit: rate-limit decisions.
@@ -57,27 +59,6 @@ def enabled_namespaces(spec: str | None) -> list[str]:
     return [ns for ns in NAMESPACES if namespace_enabled(ns, spec)]
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler writing to whatever ``sys.stderr`` is at the time of the write.
-
-    Test runners and daemonisers replace ``sys.stderr``; a stream captured at
-    start-up may be closed by then.
-    """
-
-    def __init__(self, stream_name: str = "stderr") -> None:
-        logging.Handler.__init__(self)
-        self._stream_name = stream_name
-
-    @property
-    def stream(self) -> TextIO:
-        stream: TextIO = getattr(sys, self._stream_name)
-        return stream
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass  # always follow sys.<stream_name>
-
-
 class DebugFormatter(logging.Formatter):
     """``<time> auth:request GET /mcp: <message>``: the namespace, and the request if any."""
 
@@ -94,38 +75,44 @@ class DebugFormatter(logging.Formatter):
         return f"{record.asctime} {prefix} {record.message}"
 
 
-class _DebugHandler(StderrHandler):
-    """Marks the handlers this module installed, so reconfiguring removes them."""
+class _DebugHandler(OwnHandler, StderrHandler):
+    """Prints a namespace's lines on stderr, unless an application handler already does.
+
+    Marked, so reconfiguring removes exactly the handlers this module installed.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if application_writes_to_stderr(record):
+            return  # the application's own StreamHandler on stderr prints it
+        super().emit(record)
 
 
-# logger name -> (level, propagate) before this module changed it
-_saved_state: dict[str, tuple[int, bool]] = {}
+# logger name -> level before this module changed it
+_saved_level: dict[str, int] = {}
 
 
 def configure_debug(spec: str | None) -> list[str]:
     """Turn the namespaces ``spec`` names on and every other one back off.
 
     Logging is process-wide, so the last call wins.  An enabled namespace's
-    logger stops propagating while on, so its lines appear once, on stderr,
-    even when the application also configured the root logger.  Returns the
-    enabled namespaces.
+    logger is set to DEBUG and gets a stderr handler; it keeps propagating, so
+    the application's handlers see its records as well, and the stderr handler
+    skips a record an application handler writes to stderr itself, so each line
+    appears once.  Returns the enabled namespaces.
     """
     enabled = enabled_namespaces(spec)
     for namespace, logger_name in NAMESPACES.items():
         logger = logging.getLogger(logger_name)
         for handler in [h for h in logger.handlers if isinstance(h, _DebugHandler)]:
             logger.removeHandler(handler)
-        if logger_name in _saved_state:
-            level, propagate = _saved_state.pop(logger_name)
-            logger.setLevel(level)
-            logger.propagate = propagate
+        if logger_name in _saved_level:
+            logger.setLevel(_saved_level.pop(logger_name))
         if namespace in enabled:
-            _saved_state[logger_name] = (logger.level, logger.propagate)
+            _saved_level[logger_name] = logger.level
             handler = _DebugHandler()
             handler.setFormatter(DebugFormatter())
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)
-            logger.propagate = False
             logger.disabled = False
     return enabled
 
