@@ -86,29 +86,14 @@ def warn_if_memory_under_workers(storage: Storage) -> None:
     if workers is None or workers <= 1:
         return
     message = (
-        f"flask-mcp-auth: rate limits use memory:// storage under a server with {workers} "
+        f"rate limits use memory:// storage under a server with {workers} "
         "worker processes; each worker counts separately, so a key gets up to "
         f"{workers}x its limit. Set RATELIMIT_STORAGE_URI=redis://host:6379 (a storage "
         "all workers share; pip install 'flask-mcp-auth[redis]'), or run one worker "
         "process with threads (e.g. gunicorn --workers 1 --threads 8)."
     )
-    if _reaches_output(log) or logging.lastResort is None:
-        log.warning(message)
-    else:
-        # The app configured no logging (the package's NullHandler alone would swallow
-        # it): print it as logging does when there is no handler at all.
-        record = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, (), None)
-        logging.lastResort.handle(record)
-
-
-def _reaches_output(logger: logging.Logger) -> bool:
-    """Whether a record on ``logger`` reaches a handler other than a NullHandler."""
-    current: logging.Logger | None = logger
-    while current is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
-            return True
-        current = current.parent if current.propagate else None
-    return False
+    # Without logging configured, the package's stderr fallback prints it (flask_mcp_auth.logs).
+    log.warning(message)
 
 
 __all__ = ["create_limiter", "server_worker_count", "warn_if_memory_under_workers"]
