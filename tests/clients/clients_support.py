@@ -145,6 +145,8 @@ def kill_marked(marker: str) -> None:
 
 
 def missing_clients() -> list[str]:
+    if not NODE_MODULES.is_dir():
+        return ["the Node MCP clients are not installed (no tests/clients/node_modules)"]
     problems = []
     node = NODE_MODULES / ".bin" / "node"
     if not node.exists():
