@@ -8,10 +8,27 @@ event stream.  ``GET`` and ``DELETE`` pass the endpoint's guard first, as
 ``Allow: POST, OPTIONS``: what the transport prescribes for a server that
 offers no SSE stream.
 
-Methods: ``initialize`` (with protocol-version negotiation), ``ping``,
-``tools/list`` and ``tools/call``.  Everything else is ``-32601``; a newer
-client's ``server/discover`` probe gets that too and falls back to
-``initialize``.
+Two eras of the protocol are served on the same endpoint:
+
+* **Legacy** (2024-11-05 .. 2025-11-25): ``initialize`` (with protocol-version
+  negotiation), ``ping``, ``tools/list`` and ``tools/call``; everything else is
+  ``-32601``.
+* **Modern** (2026-07-28): no handshake.  A request is modern when its
+  ``MCP-Protocol-Version`` header or its
+  ``_meta["io.modelcontextprotocol/protocolVersion"]`` names a modern
+  revision; it must then carry both, equal, plus
+  ``io.modelcontextprotocol/clientCapabilities`` (else 400, ``-32602``), an
+  ``Mcp-Method`` header equal to ``method`` and, for ``tools/call``, an
+  ``Mcp-Name`` header equal to ``params.name`` (else 400, ``-32020``
+  HeaderMismatch).  Methods: ``server/discover``, ``tools/list`` and
+  ``tools/call``; anything else (``ping`` and ``initialize`` included) is
+  404, ``-32601``.  Every result carries ``resultType: "complete"`` and the
+  server's name in ``_meta["io.modelcontextprotocol/serverInfo"]``; the
+  cacheable ones (``server/discover``, ``tools/list``) carry ``ttlMs`` and
+  ``cacheScope``.
+
+A revision the server does not speak, in the header or in ``_meta``, is 400
+with ``-32022`` (UnsupportedProtocolVersion) listing the supported ones.
 
 Authorization is not done here: each tool names the permissions and the role
 it needs, :meth:`MCPServer.tool` wraps it in flask-mcp-auth's
@@ -23,6 +40,7 @@ renders as a JSON-RPC error body that MCP clients surface with its message.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -36,10 +54,30 @@ from flask_mcp_auth import Principal, current_principal, require_permission, req
 
 log = logging.getLogger(__name__)
 
+#: Revisions without a handshake: every request names its version (and the client's
+#: capabilities) in ``_meta`` and in the ``MCP-Protocol-Version`` header.
+MODERN_PROTOCOL_VERSIONS: tuple[str, ...] = ("2026-07-28",)
+#: Revisions that start with ``initialize``, newest first.
+HANDSHAKE_PROTOCOL_VERSIONS: tuple[str, ...] = (
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+)
 #: Protocol revisions this server speaks, newest first.
-PROTOCOL_VERSIONS: tuple[str, ...] = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+PROTOCOL_VERSIONS: tuple[str, ...] = MODERN_PROTOCOL_VERSIONS + HANDSHAKE_PROTOCOL_VERSIONS
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
+#: What ``initialize`` answers a client asking for a revision it cannot negotiate.
+LATEST_HANDSHAKE_VERSION = HANDSHAKE_PROTOCOL_VERSIONS[0]
 PROTOCOL_VERSION_HEADER = "MCP-Protocol-Version"
+METHOD_HEADER = "Mcp-Method"
+NAME_HEADER = "Mcp-Name"
+# The per-request and per-result ``_meta`` keys of the modern revisions.
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+#: Modern methods whose ``Mcp-Name`` header mirrors a body field.
+NAME_FIELDS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 #: The ``Allow`` header of the endpoint: what it answers other than with 405.
 ALLOWED_METHODS = "POST, OPTIONS"
 
@@ -49,6 +87,9 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+# MCP's own codes (2026-07-28).
+HEADER_MISMATCH = -32020
+UNSUPPORTED_PROTOCOL_VERSION = -32022
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -205,11 +246,17 @@ class MCPServer:
             message_id = message.get("id")
             if "method" not in message:
                 return Response(status=202)  # a client's response to us: nothing to say
-            _check_protocol_header(message["method"])
+            method = message["method"]
+            params = message.get("params")
+            version = _request_version(method, params)
             if "id" not in message:
-                log.debug("notification %s", message["method"])
+                log.debug("notification %s", method)
                 return Response(status=202)
-            result = self.dispatch(message["method"], message.get("params"))
+            if version in MODERN_PROTOCOL_VERSIONS:
+                _check_modern_request(method, params, version)
+                result = self.dispatch_modern(method, params)
+            else:
+                result = self.dispatch(method, params)
         except JSONRPCError as error:
             return _json_response(_error_body(message_id, error), error.http_status)
         return _json_response({"jsonrpc": "2.0", "id": message_id, "result": result})
@@ -230,13 +277,48 @@ class MCPServer:
             return self.call_tool(params)
         raise JSONRPCError(METHOD_NOT_FOUND, f"Method not found: {method}")
 
+    def dispatch_modern(self, method: str, params: Any) -> dict[str, Any]:
+        """A 2026-07-28 request (its metadata already checked): no handshake, no ``ping``."""
+        params = params or {}
+        result: dict[str, Any]
+        if method == "server/discover":
+            result = self.discover()
+        elif method == "tools/list":
+            # The list depends on the caller's key: no shared cache may reuse it.
+            result = {**self.list_tools(), "ttlMs": 0, "cacheScope": "private"}
+        elif method == "tools/call":
+            result = self.call_tool(params)
+        else:
+            raise JSONRPCError(METHOD_NOT_FOUND, f"Method not found: {method}", http_status=404)
+        result["resultType"] = "complete"
+        result["_meta"] = {META_SERVER_INFO: self.server_info()}
+        return result
+
+    def server_info(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+    def discover(self) -> dict[str, Any]:
+        """``server/discover``: the same answer for every caller."""
+        result: dict[str, Any] = {
+            "supportedVersions": list(PROTOCOL_VERSIONS),
+            "capabilities": {"tools": {"listChanged": False}},
+            "ttlMs": 0,
+            "cacheScope": "public",
+        }
+        if self.instructions:
+            result["instructions"] = self.instructions
+        return result
+
     def initialize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         requested = params.get("protocolVersion")
-        version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
+        if requested in HANDSHAKE_PROTOCOL_VERSIONS:
+            version = requested
+        else:
+            version = LATEST_HANDSHAKE_VERSION
         result: dict[str, Any] = {
             "protocolVersion": version,
             "capabilities": {"tools": {"listChanged": False}},
-            "serverInfo": {"name": self.name, "version": self.version},
+            "serverInfo": self.server_info(),
         }
         if self.instructions:
             result["instructions"] = self.instructions
@@ -306,19 +388,72 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     return message
 
 
-def _check_protocol_header(method: str) -> None:
-    """Refuse a later message that names a protocol revision this server does not speak."""
+def _request_version(method: str, params: Any) -> str | None:
+    """The revision a request names (header or ``_meta``), None if it names none.
+
+    A revision this server does not speak is refused here, for requests and
+    notifications alike; ``initialize`` negotiates its version in the body instead.
+    """
     if method == "initialize":
-        return  # the version is negotiated in the body
+        return None
     header = request.headers.get(PROTOCOL_VERSION_HEADER)
-    if header is not None and header not in PROTOCOL_VERSIONS:
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    in_meta = meta.get(META_PROTOCOL_VERSION) if isinstance(meta, dict) else None
+    for requested in (header, in_meta):
+        if isinstance(requested, str) and requested not in PROTOCOL_VERSIONS:
+            raise JSONRPCError(
+                UNSUPPORTED_PROTOCOL_VERSION,
+                f"Unsupported protocol version {requested!r}; "
+                f"supported: {', '.join(PROTOCOL_VERSIONS)}",
+                {"supported": list(PROTOCOL_VERSIONS), "requested": requested},
+                http_status=400,
+            )
+    if header in MODERN_PROTOCOL_VERSIONS:
+        return header
+    if in_meta in MODERN_PROTOCOL_VERSIONS:
+        return str(in_meta)
+    return header
+
+
+def _check_modern_request(method: str, params: Any, version: str) -> None:
+    """The per-request metadata a 2026-07-28 request must carry, in its body and headers."""
+    params = params if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = meta if isinstance(meta, dict) else {}
+    if META_PROTOCOL_VERSION not in meta or not isinstance(
+        meta.get(META_CLIENT_CAPABILITIES), dict
+    ):
         raise JSONRPCError(
-            INVALID_REQUEST,
-            f"Unsupported protocol version {header!r} in the {PROTOCOL_VERSION_HEADER} header; "
-            f"supported: {', '.join(PROTOCOL_VERSIONS)}",
-            {"supported": list(PROTOCOL_VERSIONS), "requested": header},
+            INVALID_PARAMS,
+            f"A {version} request needs params._meta with {META_PROTOCOL_VERSION!r} "
+            f"and {META_CLIENT_CAPABILITIES!r} (an object)",
             http_status=400,
         )
+    mirrored = [(PROTOCOL_VERSION_HEADER, meta[META_PROTOCOL_VERSION], "the protocol version")]
+    mirrored.append((METHOD_HEADER, method, "method"))
+    name_field = NAME_FIELDS.get(method)
+    if name_field is not None and isinstance(params.get(name_field), str):
+        mirrored.append((NAME_HEADER, params[name_field], f"params.{name_field}"))
+    for header_name, body_value, source in mirrored:
+        raw = request.headers.get(header_name)
+        if raw is None:
+            problem = f"the {header_name} header is missing"
+        else:
+            value = _decode_header_value(raw) if header_name == NAME_HEADER else raw
+            if value == body_value:
+                continue
+            problem = f"{header_name} header value {raw!r} does not match {source} {body_value!r}"
+        raise JSONRPCError(HEADER_MISMATCH, f"Header mismatch: {problem}", http_status=400)
+
+
+def _decode_header_value(raw: str) -> str | None:
+    """A header value, Base64-decoded if it uses the ``=?base64?...?=`` sentinel; None if broken."""
+    if not (raw.startswith("=?base64?") and raw.endswith("?=")):
+        return raw
+    try:
+        return base64.b64decode(raw[len("=?base64?") : -len("?=")], validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _argument_problem(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:

@@ -32,8 +32,8 @@ def app(tmp_path: Path) -> Flask:
 def test_each_permission_level(app: Flask, level: Level) -> None:
     async def scenario() -> None:
         async with connect(IN_PROCESS_URL, {"X-API-Key": level.key}, app=app) as client:
-            # initialize (after the server/discover probe fell back to it)
-            assert client.protocol_version == "2025-11-25"
+            # mode="auto": the server/discover probe succeeds, no initialize
+            assert client.protocol_version == "2026-07-28"
             assert client.server_info is not None
             assert client.server_info.name == "flask-mcp-auth-example"
             assert client.server_capabilities.tools is not None

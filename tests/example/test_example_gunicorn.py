@@ -79,7 +79,7 @@ def test_demo_keys_over_the_network(demo_server: GunicornServer, key: str) -> No
 
     async def scenario() -> None:
         async with connect(demo_server.mcp_url, {"X-API-Key": key}) as client:
-            assert client.protocol_version == "2025-11-25"
+            assert client.protocol_version == "2026-07-28"
             listed = await client.list_tools()
             assert {tool.name for tool in listed.tools} == allowed
             assert tool_text(await client.call_tool("echo", {"text": key})) == key

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
+from asgiref.wsgi import WsgiToAsgi
 from flask.testing import FlaskClient
-from support.example import LEVELS, Level, make_example_app
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from support.example import IN_PROCESS_URL, LEVELS, Level, make_example_app, tool_text
 
 READER = LEVELS["read"].key
 WRITER = LEVELS["read-write"].key
@@ -196,13 +203,15 @@ def test_options_names_the_same_methods_as_the_405(client: FlaskClient) -> None:
 
 
 def test_an_unsupported_protocol_version_header_is_refused_with_400(client: FlaskClient) -> None:
-    # What the official client's server/discover probe sends; it then falls back to initialize.
-    response = rpc(client, "tools/list", headers={"MCP-Protocol-Version": "2026-07-28"})
+    response = rpc(client, "tools/list", headers={"MCP-Protocol-Version": "2099-01-01"})
     assert response.status_code == 400
     error = response.get_json()["error"]
-    assert error["code"] == -32600
-    assert "2026-07-28" in error["message"]
-    assert error["data"]["supported"] == ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
+    assert error["code"] == -32022  # UnsupportedProtocolVersion (2026-07-28)
+    assert "2099-01-01" in error["message"]
+    assert error["data"] == {
+        "supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],
+        "requested": "2099-01-01",
+    }
 
 
 def test_a_supported_protocol_version_header_is_accepted(client: FlaskClient) -> None:
@@ -396,3 +405,196 @@ def test_an_oversized_body_is_refused_without_being_read(client: FlaskClient) ->
     message["params"]["arguments"] = {"text": text}
     response = client.post("/mcp", json=message, headers={"X-API-Key": READER})
     assert response.status_code == 413
+
+
+# -- the 2026-07-28 revision: no handshake, metadata on every request -----------------
+
+MODERN = "2026-07-28"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+SERVER_INFO = {"name": "flask-mcp-auth-example", "version": "0.1.0"}
+
+
+def modern_rpc(
+    client: FlaskClient,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    key: str = READER,
+    meta: dict[str, Any] | None = None,
+    headers: dict[str, str | None] | None = None,
+) -> Any:
+    """A request as a 2026-07-28 client sends it; ``headers`` values of None are left out."""
+    body_params = dict(params or {})
+    body_params["_meta"] = (
+        {VERSION_KEY: MODERN, CAPABILITIES_KEY: {}, "io.modelcontextprotocol/clientInfo": {}}
+        if meta is None
+        else meta
+    )
+    all_headers: dict[str, str | None] = {
+        "X-API-Key": key,
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+    }
+    if method == "tools/call":
+        all_headers["Mcp-Name"] = body_params.get("name")
+    all_headers.update(headers or {})
+    sent = {name: value for name, value in all_headers.items() if value is not None}
+    message = {"jsonrpc": "2.0", "id": 7, "method": method, "params": body_params}
+    return client.post("/mcp", json=message, headers=sent)
+
+
+def test_server_discover_names_the_versions_capabilities_and_server(
+    client: FlaskClient,
+) -> None:
+    response = modern_rpc(client, "server/discover")
+    assert response.status_code == 200
+    result = response.get_json()["result"]
+    assert result["supportedVersions"] == [
+        "2026-07-28",
+        "2025-11-25",
+        "2025-06-18",
+        "2025-03-26",
+        "2024-11-05",
+    ]
+    assert result["capabilities"] == {"tools": {"listChanged": False}}
+    assert result["resultType"] == "complete"
+    assert result["_meta"] == {"io.modelcontextprotocol/serverInfo": SERVER_INFO}
+    assert result["ttlMs"] == 0
+    assert result["cacheScope"] == "public"  # the same answer for every key
+    assert "list_notes" in result["instructions"]
+    assert "Mcp-Session-Id" not in response.headers
+
+
+@pytest.mark.parametrize("level", LEVELS.values(), ids=list(LEVELS))
+def test_modern_tools_list_is_per_key_and_private_to_caches(
+    client: FlaskClient, level: Level
+) -> None:
+    result = modern_rpc(client, "tools/list", key=level.key).get_json()["result"]
+    assert {tool["name"] for tool in result["tools"]} == level.visible
+    assert result["resultType"] == "complete"
+    assert result["cacheScope"] == "private"
+    assert result["ttlMs"] == 0
+    assert result["_meta"] == {"io.modelcontextprotocol/serverInfo": SERVER_INFO}
+
+
+def test_modern_tools_call_runs_the_tool_and_refuses_as_before(client: FlaskClient) -> None:
+    echoed = modern_rpc(client, "tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+    assert echoed.status_code == 200
+    result = echoed.get_json()["result"]
+    assert result["content"] == [{"type": "text", "text": "hi"}]
+    assert result["resultType"] == "complete"
+    assert "ttlMs" not in result  # tools/call results are not cacheable
+    refused = modern_rpc(client, "tools/call", {"name": "add_note", "arguments": {"text": "x"}})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == -32003
+
+
+def test_a_base64_encoded_mcp_name_is_decoded(client: FlaskClient) -> None:
+    encoded = "=?base64?" + base64.b64encode(b"whoami").decode() + "?="
+    response = modern_rpc(client, "tools/call", {"name": "whoami"}, headers={"Mcp-Name": encoded})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "headers", "phrase"),
+    [
+        ("tools/list", None, {"Mcp-Method": None}, "Mcp-Method header is missing"),
+        ("tools/list", None, {"Mcp-Method": "tools/call"}, "does not match method"),
+        ("tools/call", {"name": "whoami"}, {"Mcp-Name": None}, "Mcp-Name header is missing"),
+        ("tools/call", {"name": "whoami"}, {"Mcp-Name": "echo"}, "does not match params.name"),
+        ("tools/call", {"name": "whoami"}, {"Mcp-Name": "=?base64?!!?="}, "does not match"),
+        ("tools/list", None, {"MCP-Protocol-Version": None}, "MCP-Protocol-Version header"),
+        ("tools/list", None, {"MCP-Protocol-Version": "2025-11-25"}, "does not match"),
+    ],
+    ids=[
+        "no Mcp-Method",
+        "other Mcp-Method",
+        "no Mcp-Name",
+        "other Mcp-Name",
+        "broken base64",
+        "no version header",
+        "legacy version header",
+    ],
+)
+def test_headers_that_do_not_mirror_the_body_are_header_mismatch(
+    client: FlaskClient,
+    method: str,
+    params: dict[str, Any] | None,
+    headers: dict[str, str | None],
+    phrase: str,
+) -> None:
+    response = modern_rpc(client, method, params, headers=headers)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == -32020
+    assert phrase in error["message"]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [{}, {VERSION_KEY: MODERN}, {CAPABILITIES_KEY: {}}, {VERSION_KEY: MODERN, CAPABILITIES_KEY: 1}],
+    ids=["empty", "no capabilities", "no version", "capabilities not an object"],
+)
+def test_a_modern_request_without_its_metadata_is_32602(
+    client: FlaskClient, meta: dict[str, Any]
+) -> None:
+    response = modern_rpc(client, "tools/list", meta=meta)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == -32602
+
+
+def test_an_unsupported_version_in_meta_is_32022(client: FlaskClient) -> None:
+    response = modern_rpc(
+        client,
+        "tools/list",
+        meta={VERSION_KEY: "2099-01-01", CAPABILITIES_KEY: {}},
+        headers={"MCP-Protocol-Version": None},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["data"]["requested"] == "2099-01-01"
+
+
+@pytest.mark.parametrize("method", ["ping", "initialize", "resources/list", "logging/setLevel"])
+def test_methods_the_modern_revision_lacks_are_404_32601(client: FlaskClient, method: str) -> None:
+    response = modern_rpc(client, method)
+    if method == "initialize":
+        # initialize always negotiates a handshake revision (it names its version in the body).
+        assert response.status_code == 200
+        assert response.get_json()["result"]["protocolVersion"] == "2025-11-25"
+        return
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == -32601
+
+
+def test_a_modern_request_still_needs_a_valid_key(client: FlaskClient) -> None:
+    response = modern_rpc(client, "server/discover", key="not-a-key")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["data"]["reason"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(("mode", "version"), [("auto", "2026-07-28"), ("legacy", "2025-11-25")])
+def test_the_official_client_negotiates_each_era(tmp_path: Path, mode: str, version: str) -> None:
+    app = make_example_app(tmp_path)
+
+    async def scenario() -> list[str]:
+        async with (
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app=WsgiToAsgi(app)),
+                headers={"X-API-Key": WRITER},
+                timeout=httpx2.Timeout(30),
+            ) as http,
+            Client(streamable_http_client(IN_PROCESS_URL, http_client=http), mode=mode) as mcp,
+        ):
+            assert mcp.protocol_version == version
+            assert mcp.server_info is not None
+            assert mcp.server_info.name == "flask-mcp-auth-example"
+            listed = await mcp.list_tools()
+            assert tool_text(await mcp.call_tool("echo", {"text": mode})) == mode
+            with pytest.raises(MCPError) as refused:
+                await mcp.call_tool("list_keys", {})
+            assert refused.value.code == -32003
+            assert (await mcp.call_tool("whoami", {})).is_error is False
+            return sorted(tool.name for tool in listed.tools)
+
+    assert asyncio.run(scenario()) == sorted(LEVELS["read-write"].visible)
