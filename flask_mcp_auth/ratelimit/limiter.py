@@ -270,7 +270,7 @@ class RateLimits:
             return self._degraded(operation)
         if self._down_since is not None:
             log.warning(
-                "rate-limit storage is reachable again after %.0f s; limits are shared again",
+                "rate-limit storage is reachable again after %.1f s; limits are shared again",
                 time.monotonic() - self._down_since,
             )
             self._down_since = None

@@ -492,3 +492,93 @@ class RedisClusterDeployment:
         for process in self.processes:
             stop_process(process, timeout=10)
         self.processes.clear()
+
+
+class RedisMonitor:
+    """``redis-cli MONITOR`` on each of ``ports`` (subprocesses), to count what clients send.
+
+    ``start()`` returns once every monitor is attached; ``stop()`` ends them and returns,
+    per port, the commands clients sent as ``(client address, COMMAND, args...)``, in
+    order: commands a Lua script ran, this monitor's own end marker and the commands of
+    connections named ``sentinel-...`` (the sentinels' pings and hellos) left out.
+    """
+
+    END = "redis-monitor-end"
+
+    def __init__(self, cli: str, ports: Sequence[int], directory: Path) -> None:
+        self.cli = cli
+        self.ports = list(ports)
+        self.directory = directory
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _path(self, port: int) -> Path:
+        return self.directory / f"monitor-{port}.txt"
+
+    def _client(self, port: int):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def start(self) -> RedisMonitor:
+        try:
+            for port in self.ports:
+                with self._path(port).open("wb") as out:
+                    self.processes[port] = subprocess.Popen(
+                        [self.cli, "-h", "127.0.0.1", "-p", str(port), "monitor"],
+                        stdout=out,
+                        stderr=subprocess.DEVNULL,
+                    )
+            for port in self.ports:
+                wait_for(
+                    lambda p=port: self._path(p).read_text().startswith("OK"),
+                    f"MONITOR on port {port}",
+                    timeout=10,
+                )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def stop(self) -> dict[int, list[tuple[str, ...]]]:
+        """What each port saw; every monitor is stopped, whatever happens."""
+        import shlex
+
+        try:
+            sentinels: dict[int, set[str]] = {}
+            for port in self.ports:
+                client = self._client(port)
+                sentinels[port] = {
+                    entry["addr"]
+                    for entry in client.client_list()
+                    if str(entry.get("name", "")).startswith("sentinel-")
+                }
+                client.echo(self.END)
+            for port in self.ports:
+                wait_for(
+                    lambda p=port: self.END in self._path(p).read_text(),
+                    f"the end of MONITOR on port {port}",
+                    timeout=10,
+                )
+        finally:
+            self.close()
+        seen: dict[int, list[tuple[str, ...]]] = {}
+        for port in self.ports:
+            commands = []
+            for line in self._path(port).read_text().splitlines()[1:]:
+                head, _, rest = line.partition("] ")
+                client = head.rpartition(" ")[2]
+                words = shlex.split(rest)
+                if client == "lua" or client in sentinels[port] or not words:
+                    continue
+                if words[0].upper() == "ECHO" and words[1:] == [self.END]:
+                    # This monitor's own connection: its handshake and CLIENT LIST too.
+                    commands = [command for command in commands if command[0] != client]
+                    break
+                commands.append((client, words[0].upper(), *words[1:]))
+            seen[port] = commands
+        return seen
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            stop_process(process, timeout=5)
+        self.processes.clear()
