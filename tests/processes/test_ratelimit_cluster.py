@@ -162,3 +162,14 @@ def test_four_workers_count_twenty_keys_exactly(
     ]
     assert counts == [3 * limit] * len(KEYS)
     assert len([port for port, keys in stored.items() if keys]) > 1
+
+
+def test_an_unreachable_cluster_stops_start_up_with_a_config_error() -> None:
+    """The cluster client learns the slot map when it is built: no node, no start."""
+    from support.servers import free_port
+
+    from flask_mcp_auth import ConfigError
+
+    with pytest.raises(ConfigError, match="unreachable at start-up") as error:
+        build(f"redis+cluster://:hunter2@127.0.0.1:{free_port()}")
+    assert "hunter2" not in str(error.value)
