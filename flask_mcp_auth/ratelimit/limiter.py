@@ -33,7 +33,7 @@ from limits.strategies import RateLimiter
 from ..errors import AuthServiceUnavailable, ConfigError
 from ..keys.model import APIKey, fingerprint, secret_bytes
 from ..principal import Principal
-from .counters import Counter, Gate, Outcome, Window, make_counter
+from .counters import Counter, Gate, Outcome, Window, make_counter, scope_tagger
 from .limits import Limit, key_limits, parse_limits
 from .responses import add_headers, exceeded, key_advice, locked_out, reported_window
 from .storage import create_limiter, warn_if_memory_under_workers
@@ -81,6 +81,9 @@ class RateLimits:
         # or a client address, never a key id.
         self._scope = f"{key_prefix}/{_NAMESPACE}/" if key_prefix else f"{_NAMESPACE}/"
         self._counter: Counter = make_counter(strategy)
+        # How the fingerprint or address in a scope is written: a hash tag on Redis
+        # Cluster (so one script's keys share a slot), as it is everywhere else.
+        self._tag = scope_tagger(strategy.storage)
         # Same strategy over process memory: where counting goes while the storage is down.
         self._fallback: Counter = make_counter(type(strategy)(MemoryStorage()))
         self._down_since: float | None = None  # time.monotonic() of the outage's first error
@@ -167,7 +170,7 @@ class RateLimits:
         limits = self.limits_for(key)
         if not limits and gate is None:
             return
-        scope = f"{self._scope}key/{key.fingerprint}"
+        scope = f"{self._scope}key/{self._tag(key.fingerprint)}"
         outcome: Outcome = self._with_storage(lambda counter: counter.hit(limits, scope, gate))
         if outcome.locked_until is not None:
             raise locked_out(outcome.locked_until)
@@ -178,7 +181,7 @@ class RateLimits:
         """Count a request without a credential against MCP_ANONYMOUS_RATE_LIMIT."""
         if not self.anonymous_limits:
             return
-        scope = f"{self._scope}anonymous/{client_address()}"
+        scope = f"{self._scope}anonymous/{self._tag(client_address())}"
         outcome: Outcome = self._with_storage(
             lambda counter: counter.hit(self.anonymous_limits, scope, None)
         )
@@ -216,10 +219,10 @@ class RateLimits:
         """For the status route: each window of the caller, read without counting a hit."""
         if principal.is_authenticated and principal.key is not None:
             limits = self.limits_for(principal.key)
-            scope = f"{self._scope}key/{principal.key.fingerprint}"
+            scope = f"{self._scope}key/{self._tag(principal.key.fingerprint)}"
         else:
             limits = self.anonymous_limits
-            scope = f"{self._scope}anonymous/{client_address()}"
+            scope = f"{self._scope}anonymous/{self._tag(client_address())}"
         windows: list[Window] = self._with_storage(
             lambda counter: [counter.peek(limit, scope) for limit in limits]
         )
@@ -239,7 +242,7 @@ class RateLimits:
     def _gate(self) -> Gate | None:
         if self.failure_limit is None:
             return None
-        return self.failure_limit, f"{self._scope}failures/{client_address()}"
+        return self.failure_limit, f"{self._scope}failures/{self._tag(client_address())}"
 
     def _mark(self, gate: Gate, credential: str) -> Gate:
         """The mark of a refused credential: a keyed hash, never the value."""
@@ -267,7 +270,7 @@ class RateLimits:
             return self._degraded(operation)
         if self._down_since is not None:
             log.warning(
-                "rate-limit storage is reachable again after %.0f s; limits are shared again",
+                "rate-limit storage is reachable again after %.1f s; limits are shared again",
                 time.monotonic() - self._down_since,
             )
             self._down_since = None

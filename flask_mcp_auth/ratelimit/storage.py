@@ -42,6 +42,12 @@ def create_limiter(app: Flask, storage_uri: str) -> Limiter:
         # The message may quote the storage URI: keep its password out of start-up logs.
         reason = re.sub(r"//[^/@\s]*@", "//***@", str(exc))
         raise ConfigError(f"rate-limit storage (RATELIMIT_*): {reason}") from None
+    except Exception as exc:  # a storage that connects when built (Redis Cluster): down
+        reason = re.sub(r"//[^/@\s]*@", "//***@", str(exc))
+        raise ConfigError(
+            f"rate-limit storage (RATELIMIT_STORAGE_URI) unreachable at start-up "
+            f"({type(exc).__name__}: {reason})"
+        ) from None
     return limiter
 
 
