@@ -33,8 +33,9 @@ from limits.strategies import RateLimiter
 from ..errors import AuthServiceUnavailable, ConfigError
 from ..keys.model import APIKey, fingerprint, secret_bytes
 from ..principal import Principal
-from .counters import Counter, Gate, Outcome, Window, make_counter, scope_tagger
+from .counters import Counter, Gate, Outcome, Window
 from .limits import Limit, key_limits, parse_limits
+from .redis_counters import make_counter, scope_tagger
 from .responses import add_headers, exceeded, key_advice, locked_out, reported_window
 from .storage import create_limiter, warn_if_memory_under_workers
 

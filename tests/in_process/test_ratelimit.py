@@ -19,6 +19,7 @@ from flask_mcp_auth import ConfigError, MCPAuth
 from flask_mcp_auth.ratelimit import Limit, server_worker_count
 from flask_mcp_auth.ratelimit import counters as ratelimit_counters
 from flask_mcp_auth.ratelimit import limiter as ratelimit_module
+from flask_mcp_auth.ratelimit import redis_counters as ratelimit_redis_counters
 from flask_mcp_auth.ratelimit import responses as ratelimit_responses
 
 KEY = "chatgpt-connector-key"
@@ -49,7 +50,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     stand_in = types.SimpleNamespace(time=fake.time, monotonic=fake.monotonic)
     monkeypatch.setattr(limits.storage.memory, "time", stand_in)
-    for module in (ratelimit_module, ratelimit_responses, ratelimit_counters):
+    for module in (
+        ratelimit_module,
+        ratelimit_responses,
+        ratelimit_counters,
+        ratelimit_redis_counters,
+    ):
         monkeypatch.setattr(module, "time", stand_in)
     return fake
 

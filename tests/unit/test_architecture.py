@@ -121,6 +121,7 @@ LAYERS: list[set[str]] = [
         "ratelimit",
         "ratelimit.limits",
         "ratelimit.counters",
+        "ratelimit.redis_counters",
         "ratelimit.responses",
         "ratelimit.storage",
         "ratelimit.limiter",
