@@ -20,7 +20,13 @@ from flask import Flask
 from support import hypothesis_profiles
 from support.audit import ALL_LOGGERS, RecordingHandler, build_audit_app
 from support.flask_app import build_app
-from support.servers import GunicornServer, RedisServer, require_executable
+from support.servers import (
+    GunicornServer,
+    RedisClusterDeployment,
+    RedisSentinelDeployment,
+    RedisServer,
+    require_executable,
+)
 
 from flask_mcp_auth.audit import AUDIT_LOGGER, configure_audit_output
 from flask_mcp_auth.debug import configure_debug
@@ -142,3 +148,37 @@ def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., GunicornServer]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def sentinel_deployment(tmp_path: Path) -> Iterator[RedisSentinelDeployment]:
+    """A primary, a replica and three sentinels on loopback, stopped after the test."""
+    deployment = RedisSentinelDeployment(require_executable("redis-server"), tmp_path)
+    try:
+        yield deployment.start()
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_deployment(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterDeployment]:
+    """A three-primary Redis Cluster on loopback, one per test module."""
+    cluster = RedisClusterDeployment(
+        require_executable("redis-server"),
+        require_executable("redis-cli"),
+        tmp_path_factory.mktemp("cluster"),
+    )
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(cluster_deployment: RedisClusterDeployment) -> RedisClusterDeployment:
+    """The module's cluster, emptied for each test."""
+    for port in cluster_deployment.ports:
+        cluster_deployment.client(port).flushall()
+    return cluster_deployment

@@ -5,42 +5,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from flask import Flask
-from support.servers import RedisClusterDeployment, get, require_executable
+from support.servers import RedisClusterDeployment, get
 
 from flask_mcp_auth import MCPAuth
 
 pytest.importorskip("redis")
 
 KEYS = [f"cluster-key-{n:02d}" for n in range(20)]
-
-
-@pytest.fixture(scope="module")
-def cluster_deployment(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RedisClusterDeployment]:
-    cluster = RedisClusterDeployment(
-        require_executable("redis-server"),
-        require_executable("redis-cli"),
-        tmp_path_factory.mktemp("cluster"),
-    )
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def redis_cluster(cluster_deployment: RedisClusterDeployment) -> RedisClusterDeployment:
-    """The module's cluster, emptied for each test."""
-    for port in cluster_deployment.ports:
-        cluster_deployment.client(port).flushall()
-    return cluster_deployment
 
 
 def key_entries(per_minute: int) -> str:

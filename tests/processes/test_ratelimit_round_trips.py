@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +27,6 @@ pytest.importorskip("redis")
 
 KEY = "chatgpt-connector-key"
 REQUESTS = 5
-
-
-@pytest.fixture
-def sentinel_deployment(tmp_path: Path) -> Iterator[RedisSentinelDeployment]:
-    deployment = RedisSentinelDeployment(require_executable("redis-server"), tmp_path)
-    try:
-        yield deployment.start()
-    finally:
-        deployment.stop()
-
-
-@pytest.fixture
-def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterDeployment]:
-    cluster = RedisClusterDeployment(
-        require_executable("redis-server"), require_executable("redis-cli"), tmp_path
-    )
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
 
 
 def build(storage_uri: str) -> Flask:

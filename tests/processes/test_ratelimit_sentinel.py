@@ -8,13 +8,11 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support.servers import RedisSentinelDeployment, get, require_executable
+from support.servers import RedisSentinelDeployment, get
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("redis")
@@ -23,15 +21,6 @@ KEY = "chatgpt-connector-key"
 LOAD_KEY = "load-key"  # a limit the load never reaches
 LIMITED_KEY = "limited-key"  # used up before the failover: what it gets meanwhile is over-admission
 LIMITED = 5
-
-
-@pytest.fixture
-def sentinel_deployment(tmp_path: Path) -> Iterator[RedisSentinelDeployment]:
-    deployment = RedisSentinelDeployment(require_executable("redis-server"), tmp_path)
-    try:
-        yield deployment.start()
-    finally:
-        deployment.stop()
 
 
 def environment(storage_uri: str, per_minute: int = 10, **extra: str) -> dict[str, str]:
