@@ -268,12 +268,14 @@ def begin_request(request_context: RequestContext, environ: dict[str, Any]) -> N
 def finish_request(response: Response) -> Response:
     """The ``after_request`` hook: X-Request-ID on every response, the event where due."""
     request_context = context.current()
-    request_id = (
-        request_context.request_id if request_context is not None else None
-    ) or request_id_from(None)
-    response.headers[REQUEST_ID_HEADER] = request_id
     status = response.status_code
-    source = request_context.credential_source if request_context is not None else None
+    if request_context is None:  # an earlier before_request hook answered: no credential read
+        request_id = request_id_from(None)
+        source = None
+    else:
+        request_id = request_context.request_id or request_id_from(None)
+        source = request_context.credential_source
+    response.headers[REQUEST_ID_HEADER] = request_id
     if source is None and status != 403 and status != 429:
         return response
     if not audit_log.isEnabledFor(logging.INFO):
@@ -309,7 +311,7 @@ def _event_line(
 ) -> str:
     principal = request_context.principal if request_context is not None else None
     error = request_context.error if request_context is not None else None
-    if error is not None and error.code != status:
+    if error is not None and request_context is not None and request_context.error_status != status:
         error = None  # raised, then handled by the application: not this response's cause
     authenticated = principal is not None and principal.is_authenticated
     if status == 429:
@@ -322,8 +324,10 @@ def _event_line(
         event = AUTH_FAILURE
     if principal is not None and principal.is_authenticated:
         key = principal.key
+    elif error is not None:
+        key = error.key
     else:
-        key = error.key if error is not None else None
+        key = None
     started = request_context.started if request_context is not None else None
     req = request._get_current_object()  # type: ignore[attr-defined]
     return _encode_line(

@@ -1,9 +1,11 @@
-"""The per-request context: one typed object on ``flask.g``, like flask-limiter's.
+"""The per-request context: one typed object per request, like flask-limiter's.
 
 The request hook creates it first thing; everything later in the request
-(decorators, error rendering, the audit line, ``current_principal``) reads it,
-and nothing else is kept on ``g``.  A fresh object per request means nothing
-carries over when an app context outlives a request.
+(decorators, error rendering, the audit line, ``current_principal``) reads it.
+It is kept in the request's WSGI environ, not on ``flask.g``: ``g`` belongs to
+the app context, which may outlive a request (tests, a CLI pushing one context
+around several requests), and a request whose hook never ran (an earlier
+``before_request`` hook answered) must not see the previous request's context.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .credentials import CredentialPolicy
 from .keys.model import APIKey
 from .principal import NOBODY, Principal
 
-_ATTRIBUTE = "_flask_mcp_auth"
+_ENVIRON_KEY = "flask_mcp_auth.context"
 
 
 class Refusal(Protocol):
@@ -42,16 +44,18 @@ class RequestContext:
     principal: Principal
     #: "header", "bearer" or "query" once a credential was presented, even a refused one.
     credential_source: str | None = None
-    #: The extension's error that refused the request, if one did.
+    #: The extension's error that refused the request, if one did, and the status it was
+    #: answered with (a refused key at an OAuth discovery URL is answered with a 404).
     error: Refusal | None = None
+    error_status: int | None = None
     #: For the audit line: X-Request-ID and the start of the request (perf_counter).
     request_id: str | None = None
     started: float | None = None
 
 
-def begin(context: RequestContext) -> RequestContext:
-    """Make ``context`` the current request's."""
-    setattr(g._get_current_object(), _ATTRIBUTE, context)
+def begin(context: RequestContext, environ: dict[str, object]) -> RequestContext:
+    """Make ``context`` the context of the request whose WSGI environ is ``environ``."""
+    environ[_ENVIRON_KEY] = context
     return context
 
 
@@ -59,15 +63,17 @@ def current() -> RequestContext | None:
     """The current request's context; None outside a request or before the hook ran."""
     if not has_request_context():
         return None
-    context: RequestContext | None = g.get(_ATTRIBUTE)
+    context: RequestContext | None = request.environ.get(_ENVIRON_KEY)
     return context
 
 
-def record_refusal(error: Refusal) -> None:
-    """Remember the error refusing the current request (for the audit line)."""
+def record_refusal(error: Refusal, status: int | None = None) -> None:
+    """Remember the error refusing the current request, and the status it is answered
+    with (by default its own), for the audit line."""
     context = current()
     if context is not None:
         context.error = error
+        context.error_status = error.code if status is None else status
 
 
 def principal() -> Principal:

@@ -17,10 +17,11 @@ the MCP authorization specification requires ``authorization_servers`` to list
 at least one authorization server, and an API-key server has none.  A 401
 would send the client back into discovery.  See docs/operators.md.
 
-The answers come from a ``before_request`` hook that acts only when no route of
-the application matched the URL, so an application that does serve one of
-these paths keeps it; the hook runs before authentication, so the answers need
-no key.
+The answers come from the extension's ``before_request`` hook, which gives them
+only when no route of the application matched the URL, so an application that
+does serve one of these paths keeps it.  They need no key; a key sent with one
+is checked (and audited, and a wrong one counted toward the failed-attempt
+lockout) so that the answer can say whether it was accepted and why not.
 """
 
 from __future__ import annotations

@@ -70,6 +70,10 @@ class MCPAuthError(HTTPException):
         #: The key involved when known (e.g. an expired key): named in the audit
         #: log by its fingerprint, never put in the response body.
         self.key = key
+        # Every 401/403/429/503 is created where it is raised, in a request: recording it
+        # here is the one place that sees them all, whoever raises it (the extension or the
+        # application) and whatever renders it (the default or an app.errorhandler).
+        context.record_refusal(self)
 
     @property
     def message(self) -> str:
@@ -100,9 +104,6 @@ class MCPAuthError(HTTPException):
         environ: WSGIEnvironment | WSGIRequest | None = None,
         scope: dict[str, Any] | None = None,
     ) -> Response:
-        # The extension records the errors it raises; this records those an
-        # application raises itself and leaves to the default rendering.
-        context.record_refusal(self)
         payload, _ = self.body()
         return Response(
             json.dumps(payload, separators=(",", ":")),

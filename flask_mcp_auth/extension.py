@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -89,7 +90,7 @@ class MCPAuth:
         if audit:
             configure_audit_output(settings["MCP_AUDIT_LOG"])
         app.before_request(
-            RequestGuard(app, state, Authorizer(self._rules, state.exempt_endpoints), audit)
+            RequestGuard(state, Authorizer(app, self._rules, state.exempt_endpoints), audit)
         )
         if audit:
             app.after_request(finish_request)
@@ -167,7 +168,8 @@ class MCPAuth:
         exempt: Iterable[str] = (),
     ) -> None:
         """Require ``permissions`` (all of them) and/or ``role`` on every view of a
-        blueprint, or of the whole app when ``target`` is the app or None.
+        blueprint, of one app (``target`` is the app), or of every app this instance
+        serves (``target`` is None).
 
         ``exempt`` names endpoints (``"bp.health"``) left open; views marked with
         :meth:`exempt` and the status route are always open.
@@ -178,7 +180,8 @@ class MCPAuth:
         if not names and role is None:
             raise ValueError("protect() needs permissions=..., role=..., or both")
         blueprint = target.name if isinstance(target, Blueprint) else None
-        self._rules.append(Rule(blueprint, tuple(names), role, frozenset(exempt)))
+        app = weakref.ref(target) if isinstance(target, Flask) else None
+        self._rules.append(Rule(blueprint, tuple(names), role, frozenset(exempt), app))
 
 
 __all__ = ["MCPAuth"]

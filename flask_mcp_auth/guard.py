@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Request, request
+from flask import Request, request
 from werkzeug.wrappers import Response
 
 from .audit import begin_request
 from .authorization import Authorizer
-from .context import RequestContext, begin
+from .context import RequestContext, begin, record_refusal
+from .credentials import Credential
 from .discovery import DiscoveryAnswers
-from .errors import AuthenticationError, InvalidAPIKey, MCPAuthError
+from .errors import AuthenticationError, InvalidAPIKey
+from .principal import Principal
 from .state import AppState
 
 log = logging.getLogger("flask_mcp_auth.request")
@@ -25,8 +27,7 @@ log = logging.getLogger("flask_mcp_auth.request")
 class RequestGuard:
     """The ``before_request`` hook of one app."""
 
-    def __init__(self, app: Flask, state: AppState, authorizer: Authorizer, audit: bool) -> None:
-        self._app = app
+    def __init__(self, state: AppState, authorizer: Authorizer, audit: bool) -> None:
         self._state = state
         self._authorizer = authorizer
         self._audit = audit
@@ -35,23 +36,15 @@ class RequestGuard:
         state = self._state
         # The request object once, instead of one context lookup per attribute.
         current_request: Request = request._get_current_object()  # type: ignore[attr-defined]
-        context = begin(RequestContext(state.policy, state.anonymous))
+        environ = current_request.environ
+        context = begin(RequestContext(state.policy, state.anonymous), environ)
         if self._audit:
-            begin_request(context, current_request.environ)
-        try:
-            return self._check(state, current_request, context)
-        except MCPAuthError as refused:
-            context.error = refused  # for the audit line, whatever renders the response
-            raise
-
-    def _check(
-        self, state: AppState, current_request: Request, context: RequestContext
-    ) -> Response | None:
+            begin_request(context, environ)
         discovery = state.discovery
         if current_request.url_rule is None and discovery is not None:
             kind = discovery.kind_of(current_request)  # an OAuth URL the app does not serve
             if kind is not None:
-                return self._answer_discovery(state, discovery, current_request, kind)
+                return self._answer_discovery(discovery, kind, current_request, context)
         if current_request.method == "OPTIONS":
             return None  # CORS preflight: anonymous, never refused
         credential = state.policy.extract(current_request)
@@ -59,35 +52,46 @@ class RequestGuard:
             log.debug("no credential: anonymous, role %s", context.principal.role)
             state.rate_limits.check_anonymous()
         else:
-            context.credential_source = credential.source  # for the audit log, even on failure
-            try:
-                principal = state.resolver.resolve(credential)
-            except AuthenticationError as refused:
-                counted = isinstance(refused, InvalidAPIKey)
-                state.rate_limits.failed_attempt(counted, credential.value)
-                raise
-            context.principal = principal
+            principal = self._authenticate(credential, context)
             state.rate_limits.check_key(principal.key)  # type: ignore[arg-type]
-        self._authorizer.authorize(self._app, current_request, context.principal)
+        self._authorizer.authorize(current_request, context.principal)
         return None
 
-    @staticmethod
+    def _authenticate(self, credential: Credential, context: RequestContext) -> Principal:
+        """Resolve ``credential`` into the context, or raise its 401 (or the lockout's 429)
+        after counting it as a failed attempt."""
+        context.credential_source = credential.source  # for the audit line, even on failure
+        try:
+            principal = self._state.resolver.resolve(credential)
+        except AuthenticationError as refused:
+            counted = isinstance(refused, InvalidAPIKey)
+            self._state.rate_limits.failed_attempt(counted, credential.value)
+            raise
+        context.principal = principal
+        return principal
+
     def _answer_discovery(
-        state: AppState, discovery: DiscoveryAnswers, current_request: Request, kind: str
+        self,
+        discovery: DiscoveryAnswers,
+        kind: str,
+        current_request: Request,
+        context: RequestContext,
     ) -> Response:
         """The discovery answer, saying whether a credential sent with it was accepted.
 
-        The credential is checked as on any route (a wrong one counts toward the
-        failed-attempt lockout) but not counted against the key's rate limits.
+        The credential is checked (and audited) as on any route, and a wrong one counts
+        toward the failed-attempt lockout, but it is not counted against the key's
+        rate limits.
         """
-        credential = state.policy.extract(current_request)
+        credential = self._state.policy.extract(current_request)
         if credential is None:
             return discovery.respond(kind)
         try:
-            state.resolver.resolve(credential)
+            self._authenticate(credential, context)
         except AuthenticationError as refused:
-            state.rate_limits.failed_attempt(isinstance(refused, InvalidAPIKey), credential.value)
-            return discovery.respond(kind, refusal=refused)
+            response = discovery.respond(kind, refusal=refused)
+            record_refusal(refused, response.status_code)  # the audit line names the refusal
+            return response
         return discovery.respond(kind, accepted=True)
 
 

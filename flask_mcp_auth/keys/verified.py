@@ -10,7 +10,8 @@ Only credentials that resolved to a key are kept, so the table holds at most a
 few entries per key in use; it is emptied when it reaches ``limit`` entries
 (with more keys in use than that, hits only become rarer).  Expiry is not
 cached: the caller checks it on every request.  A table belongs to one key
-store; the extension starts a new one when its store is replaced.
+store; the resolver (:mod:`flask_mcp_auth.resolve`) starts a new one when the store is
+replaced.
 """
 
 from __future__ import annotations

@@ -429,3 +429,80 @@ def test_generated_request_ids_are_unique_in_a_process_and_across_a_fork() -> No
     assert GENERATED_ID.fullmatch(child_id)
     assert child_id[:16] != parent_next[:16]
     assert child_id not in ids
+
+
+def test_an_application_raised_error_keeps_its_reason_under_an_errorhandler(
+    audit_app, audit_records
+):
+    app = audit_app()
+
+    @app.errorhandler(403)
+    def custom_403(error: Exception) -> tuple[str, int]:
+        return "no", 403
+
+    response = app.test_client().get("/forbidden", headers={"X-API-Key": "live-key"})
+    assert response.get_data(as_text=True) == "no"
+    event = only_event(audit_records)
+    assert (event["event"], event["reason"], event["status"]) == (
+        "forbidden",
+        "insufficient_permissions",
+        403,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "event", "reason"),
+    [
+        ("nope", "auth_failure", "invalid_api_key"),
+        ("live-key", "auth_success", "oauth_not_supported"),
+    ],
+    ids=["refused", "accepted"],
+)
+def test_a_key_sent_to_a_discovery_url_is_audited(audit_app, audit_records, key, event, reason):
+    response = audit_app().test_client().post("/register", headers={"X-API-Key": key})
+    assert response.status_code == 404
+    line = only_event(audit_records)
+    assert (line["event"], line["reason"], line["status"], line["path"]) == (
+        event,
+        reason,
+        404,
+        "/register",
+    )
+    assert line["credential_source"] == "header"
+    assert "nope" not in json.dumps(line)  # a refused value is never written
+
+
+def test_a_request_an_earlier_hook_answered_never_sees_the_previous_request(audit_records):
+    """With one app context around several requests, a request whose extension hook never
+    ran (an earlier before_request hook answered) is no one: not the previous caller."""
+    from flask import abort, request
+
+    from flask_mcp_auth import MCPAuth, current_principal
+
+    app = Flask("earlier_hook")
+    app.config["MCP_API_KEYS"] = json.dumps({"live-key": {"name": "Live", "role": "user"}})
+
+    @app.before_request
+    def earlier() -> Any:
+        if request.path == "/early":
+            abort(403)
+        if request.path == "/who":
+            return {"name": current_principal.name, "role": current_principal.role}
+        return None
+
+    @app.get("/data")
+    def data() -> dict[str, bool]:
+        return {"ok": True}
+
+    MCPAuth(app)
+    client = app.test_client()
+    with app.app_context():
+        assert client.get("/data", headers={"X-API-Key": "live-key"}).status_code == 200
+        assert client.get("/early").status_code == 403
+        assert client.get("/who").get_json() == {"name": None, "role": None}
+    events = audit_records.events()
+    assert [(e["event"], e["name"], e["path"]) for e in events] == [
+        ("auth_success", "Live", "/data"),
+        ("forbidden", None, "/early"),
+    ]
+    assert events[0]["request_id"] != events[1]["request_id"]

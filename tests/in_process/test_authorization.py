@@ -379,3 +379,24 @@ def test_decorator_order_with_flask_limiter(limit_outside: bool) -> None:
         assert (refused, then_writer) == ([403, 403, 429], 429)
     else:
         assert (refused, then_writer) == ([403, 403, 403], 200)
+
+
+def test_protect_on_one_app_leaves_the_other_apps_of_the_instance_alone() -> None:
+    auth = MCPAuth()
+    apps = []
+    for name in ("protected", "open"):
+        app = Flask(name)
+        app.config["MCP_API_KEYS"] = json.dumps({"reader": {"role": "user", "permissions": []}})
+
+        @app.get("/data")
+        def data() -> dict[str, bool]:
+            return {"ok": True}
+
+        auth.init_app(app)
+        apps.append(app)
+    auth.protect(apps[0], permissions=["read"])
+    headers = {"X-API-Key": "reader"}
+    assert apps[0].test_client().get("/data", headers=headers).status_code == 403
+    assert apps[1].test_client().get("/data", headers=headers).status_code == 200
+    auth.protect(None, role="admin")  # None: every app the instance serves
+    assert apps[1].test_client().get("/data", headers=headers).status_code == 403
