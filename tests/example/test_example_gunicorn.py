@@ -21,6 +21,7 @@ from support.example import (
     connect,
     connect_failure,
     example_gunicorn,
+    gunicorn_settings,
     tool_text,
 )
 from support.paths import DOCS_DIR, REPO_ROOT
@@ -155,21 +156,12 @@ def test_notes_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_gunicorn_binds_127_0_0_1_3210_by_default() -> None:
-    probe = (
-        "import runpy, sys; s = runpy.run_path(sys.argv[1]); "
-        "print(s['bind'], s['workers'], s['wsgi_app'])"
-    )
     env = {**child_environment(), "MCP_EXAMPLE_DOTENV": str(DEMO_DOTENV)}
-    output = subprocess.run(
-        [sys.executable, "-c", probe, str(GUNICORN_CONF)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert output.stdout.split() == ["127.0.0.1:3210", "1", "example_app.app:create_app()"]
+    assert gunicorn_settings(env, ("bind", "workers", "wsgi_app")) == {
+        "bind": "127.0.0.1:3210",
+        "workers": 1,
+        "wsgi_app": "example_app.app:create_app()",
+    }
 
 
 def python_snippets(markdown: Path) -> list[str]:

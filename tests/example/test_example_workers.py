@@ -5,8 +5,6 @@ workers once RATELIMIT_STORAGE_URI names a shared storage (Redis)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -14,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support.example import DEMO_DOTENV, GUNICORN_CONF, example_gunicorn
-from support.paths import REPO_ROOT
+from support.example import DEMO_DOTENV, example_gunicorn, gunicorn_settings
 from support.servers import GunicornServer, RedisServer, child_environment
 
 pytest.importorskip("gunicorn")
@@ -106,25 +103,6 @@ def test_explicit_workers_on_memory_storage_win_and_warn(tmp_path: Path) -> None
     assert output.count(BOOTING) == 2, output
     assert f"{MEMORY_WARNING} 2 worker processes" in output
     assert "RATELIMIT_STORAGE_URI=redis://" in output
-
-
-def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
-    """workers, threads and worker_class as example_app/gunicorn.conf.py sets them."""
-    probe = (
-        "import json, runpy, sys; s = runpy.run_path(sys.argv[1]); "
-        "print(json.dumps({k: s.get(k) for k in ('workers', 'threads', 'worker_class')}))"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", probe, str(GUNICORN_CONF)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    settings: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
-    return settings
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ gunicorn serving the example is ``servers.GunicornServer`` with ``GUNICORN_CONF`
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -164,3 +166,25 @@ def example_gunicorn(log_dir: Path, env: Mapping[str, str]) -> GunicornServer:
         env=env,
         log_path=log_dir / "gunicorn.log",
     )
+
+
+def gunicorn_settings(
+    env: Mapping[str, str], names: tuple[str, ...] = ("workers", "threads", "worker_class")
+) -> dict[str, object]:
+    """The settings example_app/gunicorn.conf.py gives gunicorn under ``env`` (read by
+    running the config file as gunicorn does, in a child process)."""
+    probe = (
+        "import json, runpy, sys; s = runpy.run_path(sys.argv[1]); "
+        "print(json.dumps({k: s.get(k) for k in sys.argv[2:]}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(GUNICORN_CONF), *names],
+        cwd=REPO_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings: dict[str, object] = json.loads(run.stdout.strip().splitlines()[-1])
+    return settings
