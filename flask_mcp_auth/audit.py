@@ -330,26 +330,27 @@ def _event_line(
         key = None
     started = request_context.started if request_context is not None else None
     req = request._get_current_object()  # type: ignore[attr-defined]
-    return _encode_line(
-        {
-            "ts": _timestamp(),
-            "event": event,
-            "reason": error.reason if error is not None else None,
-            "name": key.name if key is not None else None,
-            "key_fingerprint": key.fingerprint if key is not None else None,
-            "user_id": key.user_id if key is not None else None,
-            "role": key.role if key is not None else (principal.role if principal else None),
-            "method": req.method,
-            "path": req.path,
-            "status": status,
-            "remote_addr": req.remote_addr,
-            "credential_source": source,
-            "request_id": request_id,
-            "duration_ms": (
-                round((time.perf_counter() - started) * 1000, 3) if started is not None else None
-            ),
-        },
-    )
+    fields = {
+        "ts": _timestamp(),
+        "event": event,
+        "reason": error.reason if error is not None else None,
+        "name": key.name if key is not None else None,
+        "key_fingerprint": key.fingerprint if key is not None else None,
+        "user_id": key.user_id if key is not None else None,
+        "role": key.role if key is not None else (principal.role if principal else None),
+        "method": req.method,
+        "path": req.path,
+        "status": status,
+        "remote_addr": req.remote_addr,
+        "credential_source": source,
+        "request_id": request_id,
+        "duration_ms": (
+            round((time.perf_counter() - started) * 1000, 3) if started is not None else None
+        ),
+    }
+    if principal is not None and principal.oauth_client_id is not None:
+        fields["oauth_client_id"] = principal.oauth_client_id  # a token: which client used it
+    return _encode_line(fields)
 
 
 __all__ = [

@@ -12,10 +12,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any
 
 from .credentials import DEFAULT_ACCEPT_BEARER, DEFAULT_HEADER, DEFAULT_QUERY_PARAM, DEFAULT_REALM
 from .errors import ConfigError
+from .oauth.urls import DEFAULT_REDIRECT_URIS, RedirectRules, canonical_issuer
 from .ratelimit.limits import parse_limits
 from .roles import check_role
 
@@ -152,6 +154,36 @@ def parse_oauth_answers(name: str, value: Any) -> frozenset[str]:
 
 def parse_paths(name: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_url_path(name, path) for path in parse_str_list(name, value))
+
+
+def parse_issuer(name: str, value: Any) -> str:
+    """The OAuth issuer: a canonical https:// origin (http:// on loopback), or empty."""
+    text = parse_str(name, value)
+    if not text:
+        return text
+    try:
+        return canonical_issuer(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def parse_redirect_uris(name: str, value: Any) -> RedirectRules:
+    """An allow-list of redirect URIs (whitespace- or comma-separated, or a list)."""
+    entries = parse_str_list(name, value.replace(" ", ",") if isinstance(value, str) else value)
+    try:
+        return RedirectRules.parse(entries)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def parse_positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a whole number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or number <= 0:
+        raise ConfigError(f"{name}: expected a whole number of seconds > 0, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -329,6 +361,51 @@ SETTINGS: tuple[Setting, ...] = (
         "0 checks on every authenticated request.",
     ),
     Setting(
+        "MCP_OAUTH_ISSUER",
+        "oauth_issuer",
+        "",
+        parse_issuer,
+        "The public origin of the service (e.g. https://mcp.example.com). Set, it turns on "
+        "the OAuth sign-in whose credential is an API key; empty: no OAuth.",
+    ),
+    Setting(
+        "MCP_OAUTH_REDIRECT_URIS",
+        "oauth_redirect_uris",
+        RedirectRules.parse(DEFAULT_REDIRECT_URIS),
+        parse_redirect_uris,
+        "Redirect URIs OAuth clients may register: exact URIs and prefixes ending in '*' "
+        "(comma- or space-separated). Default: ChatGPT's and Claude's callbacks and loopback.",
+    ),
+    Setting(
+        "MCP_OAUTH_CIMD_ALLOW_PRIVATE",
+        "oauth_cimd_allow_private",
+        False,
+        parse_bool,
+        "Fetch client-id metadata documents from private and loopback addresses too (and "
+        "http:// ones on loopback): for tests and intranets.",
+    ),
+    Setting(
+        "MCP_OAUTH_ACCESS_TOKEN_TTL",
+        "oauth_access_token_ttl",
+        3600,
+        parse_positive_int,
+        "Lifetime of an OAuth access token, seconds.",
+    ),
+    Setting(
+        "MCP_OAUTH_REFRESH_TOKEN_TTL",
+        "oauth_refresh_token_ttl",
+        30 * 24 * 3600,
+        parse_positive_int,
+        "Lifetime of an OAuth refresh token, seconds (each use rotates it).",
+    ),
+    Setting(
+        "MCP_OAUTH_SCOPES",
+        "oauth_scopes",
+        (),
+        parse_str_list,
+        "Scopes (permission names) published as scopes_supported; empty: none published.",
+    ),
+    Setting(
         "MCP_API_KEYS_RELOAD_ON_SIGHUP",
         "reload_on_sighup",
         True,
@@ -381,6 +458,23 @@ def _check_combinations(settings: Mapping[str, Any], config: Mapping[str, Any]) 
             "MCP_REQUIRE_SIGNED_KEYS is on but there is no secret to verify signatures: "
             "set JWT_SECRET (or the app's SECRET_KEY)"
         )
+    if settings["MCP_OAUTH_ISSUER"]:
+        if not signing_secret(settings, config):
+            raise ConfigError(
+                "MCP_OAUTH_ISSUER is set but there is no secret to sign OAuth tokens with: "
+                "set JWT_SECRET (or the app's SECRET_KEY)"
+            )
+        if not settings["MCP_ACCEPT_BEARER"]:
+            raise ConfigError(
+                "MCP_OAUTH_ISSUER is set but MCP_ACCEPT_BEARER is off: OAuth access tokens "
+                "are sent as 'Authorization: Bearer <token>'"
+            )
+        missing = [name for name in ("authlib", "joserfc") if find_spec(name) is None]
+        if missing:
+            raise ConfigError(
+                f"MCP_OAUTH_ISSUER is set but {' and '.join(missing)} is not installed: "
+                "pip install 'flask-mcp-auth[oauth]'"
+            )
 
 
 def check_options(options: Mapping[str, Any]) -> None:

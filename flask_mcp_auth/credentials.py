@@ -25,6 +25,9 @@ DEFAULT_ACCEPT_BEARER = True
 DEFAULT_QUERY_PARAM = "api_key"
 DEFAULT_REALM = "mcp"
 
+#: Where RFC 9728 protected-resource metadata lives (the sign-in serves it there).
+PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
+
 
 @dataclass(frozen=True, slots=True)
 class Credential:
@@ -110,6 +113,9 @@ class CredentialPolicy:
     accept_bearer: bool = DEFAULT_ACCEPT_BEARER
     query_param: str = DEFAULT_QUERY_PARAM
     realm: str = DEFAULT_REALM
+    #: Absolute URL of the RFC 9728 protected-resource metadata, named in every Bearer
+    #: challenge when the OAuth sign-in is on; empty: no OAuth.
+    resource_metadata: str = ""
     #: accepted_methods() of the fields above.
     methods: list[dict[str, str]] = field(init=False, compare=False)
     #: describe_methods() of them: "in the X-API-Key header, as '...' or in the ...".
@@ -127,11 +133,13 @@ class CredentialPolicy:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> CredentialPolicy:
+        issuer = settings["MCP_OAUTH_ISSUER"]
         return cls(
             settings["MCP_API_KEY_HEADER"],
             settings["MCP_ACCEPT_BEARER"],
             settings["MCP_API_KEY_QUERY_PARAM"],
             settings["MCP_AUTH_REALM"],
+            f"{issuer}{PROTECTED_RESOURCE_PATH}" if issuer else "",
         )
 
     def extract(self, request: Request) -> Credential | None:
@@ -147,6 +155,8 @@ class CredentialPolicy:
         if not self.accept_bearer:
             return self._api_key_challenge
         params = [f"realm={_quoted(self.realm)}"]
+        if self.resource_metadata:
+            params.append(f"resource_metadata={_quoted(self.resource_metadata)}")
         if error:
             params.append(f'error="{error}"')
             params.append(f'error_description="{reason}"')
@@ -155,6 +165,7 @@ class CredentialPolicy:
 
 __all__ = [
     "BEARER",
+    "PROTECTED_RESOURCE_PATH",
     "HEADER",
     "QUERY",
     "Credential",

@@ -33,7 +33,7 @@ from flask import Request
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from .credentials import CredentialPolicy
+from .credentials import PROTECTED_RESOURCE_PATH, CredentialPolicy
 from .errors import AuthenticationError, MCPAuthError
 
 PROTECTED_RESOURCE = "protected-resource"
@@ -42,7 +42,7 @@ OPENID_CONFIGURATION = "openid-configuration"
 REGISTER = "register"
 LOGIN = "login"
 
-_PRM_PATH = "/.well-known/oauth-protected-resource"
+_PRM_PATH = PROTECTED_RESOURCE_PATH
 _ASM_PATH = "/.well-known/oauth-authorization-server"
 _OIDC_PATH = "/.well-known/openid-configuration"
 
@@ -56,7 +56,7 @@ _WHAT_IS_MISSING = {
 
 
 def authentication_info(
-    policy: CredentialPolicy, signed_keys: bool, plain_keys: bool
+    policy: CredentialPolicy, signed_keys: bool, plain_keys: bool, oauth_issuer: str = ""
 ) -> dict[str, Any]:
     """How to authenticate to this server; shared by /mcp/status and the discovery answers."""
     formats = []
@@ -64,9 +64,16 @@ def authentication_info(
         formats.append("mcp_<keyId>_<signature>")
     if plain_keys:
         formats.append("<keyId>")
+    oauth: dict[str, str] | bool = False
+    if oauth_issuer:
+        oauth = {
+            "issuer": oauth_issuer,
+            "authorization_server_metadata": f"{oauth_issuer}{_ASM_PATH}",
+            "protected_resource_metadata": policy.resource_metadata,
+        }
     return {
         "type": "api_key",
-        "oauth": False,
+        "oauth": oauth,
         "methods": policy.methods,
         "key_formats": formats,
     }
@@ -115,11 +122,19 @@ def discovery_answer(
     and, if not, why (``refusal``): clients that probe discovery after a refused key
     (mcp-remote, the TypeScript SDK) then show the real reason instead of "use OAuth".
     """
-    message = (
-        f"This MCP server {_WHAT_IS_MISSING[kind]}: it does not use OAuth. It authenticates "
-        f"with API keys. Configure the connector for API-key (or access-token) authentication "
-        f"instead of OAuth and send the key {policy.how}."
-    )
+    issuer = info["oauth"]["issuer"] if info.get("oauth") else ""
+    if issuer:
+        message = (
+            f"Nothing is published at this URL. This server's OAuth authorization server "
+            f"metadata is at {issuer}{_ASM_PATH} (the issuer has no path); or send an API "
+            f"key {policy.how}."
+        )
+    else:
+        message = (
+            f"This MCP server {_WHAT_IS_MISSING[kind]}: it does not use OAuth. It authenticates "
+            f"with API keys. Configure the connector for API-key (or access-token) "
+            f"authentication instead of OAuth and send the key {policy.how}."
+        )
     data: dict[str, Any] = {"authentication": info}
     if refusal is not None:
         message = (
@@ -168,6 +183,11 @@ class DiscoveryAnswers:
         """The answers the settings ask for; None when they ask for none."""
         answers: frozenset[str] = settings["MCP_OAUTH_DISCOVERY_ANSWERS"]
         login_paths = settings["MCP_OAUTH_LOGIN_PATHS"]
+        if settings["MCP_OAUTH_ISSUER"]:
+            # The sign-in serves the real documents and endpoints; what is left unrouted
+            # (OpenID discovery, path-suffixed metadata URLs) gets a 404 pointing at them.
+            answers = answers & {OPENID_CONFIGURATION, AUTHORIZATION_SERVER}
+            login_paths = ()
         if not answers and not login_paths:
             return None
         return cls(answers, login_paths, policy, info, settings["MCP_STATUS_URL"])

@@ -201,6 +201,21 @@ class APIKeyExpired(AuthenticationError):
     description = "The API key has expired. Ask the operator for a new key or a later expiresAt."
 
 
+class InvalidAccessToken(InvalidAPIKey):
+    """401 for an OAuth access token that is not valid here (RFC 6750 ``invalid_token``)."""
+
+    reason = "invalid_token"
+    description = (
+        "The access token is not valid here: not issued by this server, for another "
+        "resource, tampered with, or the API key it was issued for was revoked. Sign in again."
+    )
+
+
+class AccessTokenExpired(APIKeyExpired):
+    reason = "token_expired"
+    description = "The access token has expired. Refresh it, or sign in again."
+
+
 class InsufficientPermissions(MCPAuthError, Forbidden):
     """403: authenticated, but the key lacks a permission or role."""
 
@@ -258,11 +273,13 @@ class AuthServiceUnavailable(MCPAuthError, ServiceUnavailable):
 
 __all__ = [
     "APIKeyExpired",
+    "AccessTokenExpired",
     "AuthServiceUnavailable",
     "AuthenticationError",
     "ConfigError",
     "InsufficientPermissions",
     "InvalidAPIKey",
+    "InvalidAccessToken",
     "MCPAuthError",
     "MissingAPIKey",
     "RateLimitExceeded",

@@ -97,6 +97,11 @@ class MCPAuth:
         app.cli.add_command(mcp_auth_cli)
         if state.status_url:
             app.register_blueprint(make_status_blueprint(state))
+        if state.oauth is not None:
+            # Imported here: Authlib is an optional extra, needed only with the sign-in on.
+            from .oauth.blueprint import make_oauth_blueprint
+
+            app.register_blueprint(make_oauth_blueprint(state, state.oauth))
 
     # -- per-app state ------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from .credentials import Credential
 from .discovery import DiscoveryAnswers
 from .errors import AuthenticationError, InvalidAPIKey
 from .principal import Principal
-from .state import AppState
+from .state import OAUTH_BLUEPRINT, AppState
 
 log = logging.getLogger("flask_mcp_auth.request")
 
@@ -47,6 +47,11 @@ class RequestGuard:
                 return self._answer_discovery(discovery, kind, current_request, context)
         if current_request.method == "OPTIONS":
             return None  # CORS preflight: anonymous, never refused
+        if state.oauth is not None and current_request.blueprint == OAUTH_BLUEPRINT:
+            # The sign-in's own endpoints read no credential here (a stale token sent to
+            # the metadata must not make it a 401); the sign-in form checks its key itself.
+            state.rate_limits.check_anonymous()
+            return None
         credential = state.policy.extract(current_request)
         if credential is None:
             log.debug("no credential: anonymous, role %s", context.principal.role)
@@ -62,12 +67,13 @@ class RequestGuard:
         after counting it as a failed attempt."""
         context.credential_source = credential.source  # for the audit line, even on failure
         try:
-            principal = self._state.resolver.resolve(credential)
+            principal = self._state.resolver.resolve(credential, request.path)
         except AuthenticationError as refused:
             counted = isinstance(refused, InvalidAPIKey)
             self._state.rate_limits.failed_attempt(counted, credential.value)
             raise
         context.principal = principal
+        context.credential_source = principal.credential_source  # "oauth" for a token
         return principal
 
     def _answer_discovery(

@@ -23,9 +23,15 @@ class Principal:
     expires_at: datetime | None = None
     #: Stable, non-secret identifier of the key (None for anonymous callers).
     key_fingerprint: str | None = None
-    #: Where the credential came from: "header", "bearer" or "query" (None if anonymous).
+    #: Where the credential came from: "header", "bearer", "query" or "oauth" (an access
+    #: token); None if anonymous.
     credential_source: str | None = None
     key: APIKey | None = field(default=None, repr=False, compare=False)
+    #: For an OAuth access token: the client it was issued to, when it expires (epoch
+    #: seconds) and the path of the resource it was issued for.
+    oauth_client_id: str | None = None
+    token_expires_at: float | None = None
+    token_audience_path: str | None = None
 
     @classmethod
     def from_key(cls, key: APIKey, credential_source: str) -> Principal:

@@ -18,6 +18,9 @@ class KeyStore:
 
     def __init__(self, keys: Mapping[str, APIKey] | None = None) -> None:
         self._index = SecretIndex(_key_id_of, (keys or {}).values())
+        # Built on first use only (OAuth tokens name keys by fingerprint): a store of
+        # 100,000 keys that never sees a token pays nothing for it.
+        self._by_fingerprint: dict[str, APIKey] | None = None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -27,6 +30,13 @@ class KeyStore:
 
     def find(self, key_id: str) -> APIKey | None:
         return self._index.get(key_id)
+
+    def by_fingerprint(self, fingerprint: str) -> APIKey | None:
+        """The key with this fingerprint (not a secret: no constant-time lookup needed)."""
+        table = self._by_fingerprint
+        if table is None:
+            table = self._by_fingerprint = {key.fingerprint: key for key in self._index}
+        return table.get(fingerprint)
 
     def contains(self, key_id: str) -> bool:
         return self.find(key_id) is not None

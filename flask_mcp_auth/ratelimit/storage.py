@@ -80,16 +80,25 @@ def server_worker_count() -> int | None:
     return numproc if isinstance(numproc, int) else None
 
 
-def warn_if_memory_under_workers(storage: Storage) -> None:
+def warn_if_memory_under_workers(storage: Storage, oauth: bool = False) -> None:
     """Log a WARNING when ``storage`` is per-process memory under several worker processes.
 
-    Call it only when some limit is configured: without one there is nothing to
-    count, so nothing to count wrongly.
+    Call it only when some limit is configured, or with ``oauth`` when the
+    OAuth sign-in keeps its one-time marks there: without either there is
+    nothing to count, so nothing to count wrongly.
     """
     if not isinstance(storage, MemoryStorage):
         return
     workers = server_worker_count()
     if workers is None or workers <= 1:
+        return
+    if oauth:
+        log.warning(
+            f"the OAuth sign-in keeps its one-time marks in memory:// storage under a server "
+            f"with {workers} worker processes: a code or refresh token may be used once per "
+            "worker, and a client registered on one worker works on all, but a replay is "
+            "not always detected. Set RATELIMIT_STORAGE_URI=redis://host:6379."
+        )
         return
     message = (
         f"rate limits use memory:// storage under a server with {workers} "
