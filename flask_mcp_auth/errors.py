@@ -153,9 +153,9 @@ class AuthenticationError(MCPAuthError, Unauthorized):
     def challenge(self) -> str:
         """One challenge per accepted scheme, saying only what this server does.
 
-        No ``resource_metadata`` parameter: the server publishes no OAuth
-        protected resource metadata (its discovery URLs answer 404, see
-        :mod:`flask_mcp_auth.discovery`), so there is nothing to point to.
+        With the OAuth sign-in on, the Bearer challenge names the protected-resource
+        metadata (``resource_metadata``); off, it names none, because the discovery URLs
+        then answer 404 (:mod:`flask_mcp_auth.discovery`).
         """
         return _policy().challenge(self.challenge_error, self.reason)
 
