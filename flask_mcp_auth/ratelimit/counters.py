@@ -3,7 +3,9 @@
 :class:`StrategyCounter` works with any ``limits`` strategy and storage;
 :class:`FixedWindowCounter` drives the fixed-window counters at storage level.
 The Redis counters, and :func:`~.redis_counters.make_counter`, which picks the
-fastest counter for a storage, are in :mod:`.redis_counters`.
+fastest counter for a storage, are in :mod:`.redis_counters`; the fixed window on
+``memory://`` is :mod:`.memory_counter`'s (no timer thread), tested equal to
+:class:`FixedWindowCounter` on ``MemoryStorage``.
 
 ``fail`` counts a refused credential on the failed-attempt gate at most once per
 failure window: the caller passes a *mark* for the credential (a limit and scope
@@ -153,7 +155,9 @@ class FixedWindowCounter(StrategyCounter):
     def fail(self, gate: Gate, mark: Gate) -> Window:
         if type(self.storage) is not MemoryStorage:
             return super().fail(gate, mark)  # other storages: the public strategy API
-        # Process memory: the mark is a counter that expires when the gate's window does,
+        # Process memory (make_counter gives MemoryFixedWindowCounter instead; this path,
+        # the same counting through MemoryStorage, is its differential test's reference):
+        # the mark is a counter that expires when the gate's window does,
         # so a repeated credential counts again as soon as the window resets.  Its first
         # increment (atomic) decides which request counts the credential.
         storage = self.storage

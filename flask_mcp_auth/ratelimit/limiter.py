@@ -85,12 +85,19 @@ class RateLimits:
         # How the fingerprint or address in a scope is written: a hash tag on Redis
         # Cluster (so one script's keys share a slot), as it is everywhere else.
         self._tag = scope_tagger(strategy.storage)
-        # Same strategy over process memory: where counting goes while the storage is down.
+        # Same strategy over process memory: where counting goes while the storage is down
+        # (the fixed window: the extension's own memory counter, as on memory://).
         self._fallback: Counter = make_counter(type(strategy)(MemoryStorage()))
         self._down_since: float | None = None  # time.monotonic() of the outage's first error
         self._next_retry = 0.0
         # (requestsPerMinute, requestsPerHour) -> limits, parsed once per distinct pair.
         self._key_limits: dict[tuple[int | None, int | None], tuple[Limit, ...]] = {}
+
+    @property
+    def counter(self) -> Counter:
+        """What counts this app's requests while the storage is up (see ``make_counter``);
+        on ``memory://`` with the fixed window, a ``MemoryFixedWindowCounter``."""
+        return self._counter
 
     # -- set-up ------------------------------------------------------------------------
 

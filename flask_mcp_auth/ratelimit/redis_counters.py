@@ -4,7 +4,8 @@
 one Lua round trip, on plain Redis and through Sentinel;
 :class:`RedisClusterFixedWindowCounter` does the same on Redis Cluster, where the
 gate and the windows live in different hash slots.  :func:`make_counter` picks the
-fastest counter that keeps the strategy's semantics on its storage;
+fastest counter that keeps the strategy's semantics on its storage (on ``memory://``,
+:mod:`.memory_counter`'s);
 :func:`scope_tagger` says how a scope's identifier is written so that a script's
 keys share a hash slot.
 """
@@ -12,10 +13,12 @@ keys share a hash slot.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from limits.storage import (
+    MemoryStorage,
     RedisClusterStorage,
     RedisSentinelStorage,
     RedisStorage,
@@ -25,6 +28,7 @@ from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from .counters import Counter, FixedWindowCounter, Gate, Outcome, StrategyCounter, Window
 from .limits import Limit
+from .memory_counter import MemoryFixedWindowCounter
 
 # KEYS: [gate key], window keys.  ARGV: gate limit (0: no gate), then expiry and
 # amount of each window.  Returns {-1, gate ttl} when locked out, else
@@ -283,11 +287,28 @@ def _untagged(identifier: str) -> str:
     return identifier
 
 
+#: The memory counter standing in for each MemoryStorage: counters made for one
+#: storage (apps sharing a Limiter) share its counts, as they did in the storage.
+_memory_counters: weakref.WeakKeyDictionary[Storage, MemoryFixedWindowCounter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def make_counter(strategy: RateLimiter) -> Counter:
-    """The fastest counter that keeps ``strategy``'s semantics on its storage."""
+    """The fastest counter that keeps ``strategy``'s semantics on its storage.
+
+    The fixed window on ``limits``' own ``MemoryStorage`` is counted by
+    :class:`~.memory_counter.MemoryFixedWindowCounter` (no timer thread), one per
+    storage object, reading this module's clock; everything else by ``limits``.
+    """
     if type(strategy) is not FixedWindowRateLimiter:
         return StrategyCounter(strategy)
     storage = strategy.storage
+    if type(storage) is MemoryStorage:
+        counter = _memory_counters.get(storage)
+        if counter is None:
+            counter = _memory_counters[storage] = MemoryFixedWindowCounter(time.time)
+        return counter
     if not (hasattr(storage, "prefixed_key") and hasattr(storage, "get_connection")):
         return FixedWindowCounter(strategy)
     if type(storage) in (RedisStorage, RedisSentinelStorage):

@@ -319,10 +319,8 @@ def test_failed_attempts_are_counted_once_under_concurrent_requests(clock: Clock
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(attempt, range(40))) == {401}
-    storage = app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage
-    assert [
-        n for k, n in storage.storage.items() if k.endswith("/failures/127.0.0.1/3/1/minute")
-    ] == [1]
+    counts = app.extensions["mcp_auth"].state_for(app).rate_limits.counter.counts()
+    assert [n for k, n in counts.items() if k.endswith("/failures/127.0.0.1/3/1/minute")] == [1]
 
 
 @pytest.mark.parametrize("off", ["", "off"])
@@ -354,7 +352,7 @@ def test_storage_keys_hold_the_fingerprint_never_the_key_id(clock: Clock) -> Non
     call(client, None)
     call(client, "wrong-" + KEY)
     auth = app.extensions["mcp_auth"]
-    stored = list(auth.state_for(app).rate_limits.strategy.storage.storage)
+    stored = list(auth.state_for(app).rate_limits.counter.counts())
     assert stored
     assert not [k for k in stored if KEY in k]
     fingerprint = next(iter(auth.state_for(app).store)).fingerprint
@@ -369,7 +367,7 @@ def test_failed_attempt_marks_never_hold_the_presented_value(clock: Clock) -> No
     client = app.test_client()
     for value in WRONG_VALUES * 3:
         call(client, value)
-    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage.storage)
+    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.counter.counts())
     marks = [k for k in stored if "/failures/127.0.0.1/seen/" in k]
     assert len(marks) == len(WRONG_VALUES)  # one per distinct value
     for value in WRONG_VALUES:
@@ -384,8 +382,8 @@ def test_failed_attempt_marks_are_keyed_by_the_signing_secret(clock: Clock) -> N
     def marks(**config: Any) -> list[str]:
         app = build(keys_with(), **config)
         call(app.test_client(), "chatgpt-connector-kye")
-        storage = app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage
-        return [k for k in storage.storage if "/seen/" in k]
+        counts = app.extensions["mcp_auth"].state_for(app).rate_limits.counter.counts()
+        return [k for k in counts if "/seen/" in k]
 
     first, again, other = (
         marks(JWT_SECRET="s" * 32),
@@ -436,7 +434,7 @@ def test_counts_go_to_the_limiter_the_app_passes(clock: Clock) -> None:
     assert [call(client).status_code for _ in range(3)] == [200, 200, 429]
     assert auth.state_for(app).rate_limits.strategy.storage is limiter.storage
     fingerprint = next(iter(auth.state_for(app).store)).fingerprint
-    assert any(fingerprint in k for k in limiter.storage.storage)
+    assert any(fingerprint in k for k in auth.state_for(app).rate_limits.counter.counts())
 
 
 def test_an_uninitialised_limiter_is_a_clear_error() -> None:
@@ -576,7 +574,7 @@ def test_strategy_counter_marks_with_one_hit_windows_on_memory_storage(clock: Cl
 def test_key_prefix_separates_apps_sharing_a_storage(clock: Clock) -> None:
     app = build(keys_with({"requestsPerMinute": 5}), RATELIMIT_KEY_PREFIX="billing")
     call(app.test_client())
-    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.strategy.storage.storage)
+    stored = list(app.extensions["mcp_auth"].state_for(app).rate_limits.counter.counts())
     assert stored and all("/billing/mcp-auth/key/" in k for k in stored)
 
 

@@ -122,6 +122,7 @@ LAYERS: list[set[str]] = [
         "ratelimit",
         "ratelimit.limits",
         "ratelimit.counters",
+        "ratelimit.memory_counter",
         "ratelimit.redis_counters",
         "ratelimit.responses",
         "ratelimit.storage",
