@@ -9,10 +9,12 @@ seconds later, incremented by every hit, refused ones included), in one dict,
 with no thread at all:
 
 - an expired window is dropped when it is next touched (a hit starts a new one);
-- expired windows nobody touches again are swept when the dict reaches a size
-  (``sweep_at``, at least :data:`SWEEP_MIN` entries), which is then set to twice
-  the windows still running, so memory stays within twice the live windows (plus
-  :data:`SWEEP_MIN`) and each insert pays O(1) for the sweeps on average;
+- expired windows nobody touches again are swept out when an insert finds the dict
+  at ``sweep_at`` entries (first :data:`SWEEP_MIN`); ``sweep_at`` is then set to
+  twice the windows still running (at least :data:`SWEEP_MIN`), so the dict holds
+  at most twice the peak of running windows, or :data:`SWEEP_MIN`, and each insert
+  pays O(1) for the sweeps on average (a sweep of n entries comes after at least
+  n/2 inserts);
 - one ``threading.Lock`` around each compound update (a request's gate and windows,
   a failed attempt and its mark): counting is exact under threaded workers.
 
@@ -35,7 +37,7 @@ from limits import RateLimitItem
 from .counters import Gate, Outcome, Window
 from .limits import Limit
 
-#: The dict is never swept below this many entries.
+#: By default the dict is never swept below this many entries.
 SWEEP_MIN = 1024
 
 
@@ -53,13 +55,18 @@ class MemoryFixedWindowCounter:
     """Fixed-window counters in this process's memory (see the module docstring).
 
     ``clock`` returns epoch seconds (``time.time`` by default); tests pass their own.
+    ``sweep_min``: the dict is never swept below this many entries.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, *, sweep_min: int = SWEEP_MIN
+    ) -> None:
         self._clock = clock
         self._windows: dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self.sweep_at = SWEEP_MIN
+        self._sweep_min = sweep_min
+        #: Size of the dict at which the next insert sweeps it first.
+        self.sweep_at = sweep_min
         _counters.add(self)
 
     # -- the Counter protocol ------------------------------------------------------------
@@ -180,7 +187,7 @@ class MemoryFixedWindowCounter:
         windows = self._windows
         for key in [key for key, entry in windows.items() if entry.expiry <= now]:
             del windows[key]
-        self.sweep_at = max(SWEEP_MIN, 2 * len(windows))
+        self.sweep_at = max(self._sweep_min, 2 * len(windows))
 
 
 def _window(item: RateLimitItem, count: int, expiry: float) -> Window:
