@@ -1,0 +1,1 @@
+"""The opt-in OAuth sign-in whose credential is the API key."""
