@@ -34,6 +34,8 @@ KEY_HEADERS = {stacks.HEADER: stacks.API_KEY}
 AUTH_ONLY_TARGET = 1.15
 FULL_TARGET = 1.5
 MANY_KEYS_TARGET = 1.05
+#: A request with an OAuth access token, against the same request with the signed key.
+OAUTH_TARGET = 1.10
 GUNICORN_MEMORY_TARGET = 0.85
 GUNICORN_REDIS_TARGET = 0.70
 

@@ -29,6 +29,7 @@ from common import (
     FULL_TARGET,
     KEY_HEADERS,
     MANY_KEYS_TARGET,
+    OAUTH_TARGET,
     WSGIApp,
     make_environ,
     rotated,
@@ -84,6 +85,8 @@ class Stack:
     #: Checks run once before timing; they raise if the stack does not do its job.
     checks: tuple[Check, ...] = ()
     unavailable: str = ""
+    #: The request's headers, from the built app (default: the signed key in X-API-Key).
+    headers: Callable[[Any], dict[str, str]] | None = None
     app: Any = None
     environ: dict[str, Any] = field(default_factory=dict)
     samples: list[float] = field(default_factory=list)
@@ -107,6 +110,7 @@ def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
     hand_audit = workdir / "hand-audit.log"
     full_audit = workdir / "mcp-audit.log"
     many_audit = workdir / "mcp-audit-many.log"
+    oauth_audit = workdir / "mcp-audit-oauth.log"
     authenticating = (expect_ok, expect_refusal)
     full_checks = (expect_ok, expect_refusal, expect_rate_limit_headers)
     return [
@@ -149,6 +153,14 @@ def in_process_stacks(workdir: Path, many_keys: int) -> list[Stack]:
             (*full_checks, expect_audit_line(full_audit)),
         ),
         Stack(
+            "mcp_full_oauth",
+            "flask-mcp-auth full, the same request with an OAuth access token",
+            lambda: stacks.mcp_full_oauth(str(oauth_audit)),
+            f"target <= {OAUTH_TARGET} x full",
+            (*full_checks, expect_audit_line(oauth_audit)),
+            headers=stacks.oauth_headers,
+        ),
+        Stack(
             "mcp_full_many",
             f"flask-mcp-auth full, {many_keys:,} keys",
             lambda: stacks.mcp_full(
@@ -172,7 +184,7 @@ def prepare(stack: Stack) -> None:
     if stack.unavailable:
         return
     stack.app = stack.build()
-    stack.environ = make_environ(KEY_HEADERS)
+    stack.environ = make_environ(stack.headers(stack.app) if stack.headers else KEY_HEADERS)
     for check in stack.checks:
         check(stack.app, stack.environ)
 

@@ -15,6 +15,7 @@ from common import (
     GUNICORN_MEMORY_TARGET,
     GUNICORN_REDIS_TARGET,
     MANY_KEYS_TARGET,
+    OAUTH_TARGET,
 )
 from gunicorn_wrk import Throughput
 from inprocess import Stack, by_name
@@ -149,6 +150,7 @@ def target_lines(results: Results) -> list[str]:
     """One line per target of the project: the measured ratio and whether it is met."""
     measured = by_name(results.stacks)
     keys_ratio = measured["mcp_full_many"].best / measured["mcp_full"].best
+    oauth_ratio = measured["mcp_full_oauth"].best / measured["mcp_full"].best
     many_keys = results.args.keys
     checks = [
         (
@@ -162,6 +164,12 @@ def target_lines(results: Results) -> list[str]:
             f"{many_keys:,} keys <= 1.05x the cost of 10",
             keys_ratio,
             MANY_KEYS_TARGET,
+            True,
+        ),
+        (
+            "an OAuth access token <= 1.10x the cost of the signed key",
+            oauth_ratio,
+            OAUTH_TARGET,
             True,
         ),
         (

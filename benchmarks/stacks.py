@@ -170,6 +170,7 @@ def mcp_full(
     storage_uri: str = "memory://",
     keys: str | None = None,
     keys_file: str | None = None,
+    oauth: bool = False,
 ) -> Flask:
     """flask-mcp-auth: signed key, minute + hour limits, audit line to a file."""
     app = Flask("bench_mcp_full")
@@ -178,9 +179,31 @@ def mcp_full(
     app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["MCP_AUDIT_LOG"] = audit_path
+    if oauth:
+        app.config["MCP_OAUTH_ISSUER"] = OAUTH_ISSUER
     MCPAuth(app)
     _add_route(app)
     return app
+
+
+#: The issuer of the OAuth stack (never contacted: the benchmark calls the WSGI app).
+OAUTH_ISSUER = "http://127.0.0.1:3210"
+
+
+def mcp_full_oauth(audit_path: str) -> Flask:
+    """mcp_full with the OAuth sign-in on; requests carry an access token for the same key."""
+    return mcp_full(audit_path, oauth=True)
+
+
+def oauth_headers(app: Flask) -> dict[str, str]:
+    """Authorization: Bearer <access token> for the benchmark key, issued by the app's codec."""
+    from flask_mcp_auth.oauth.tokens import Grant
+
+    state = app.extensions["mcp_auth"].state_for(app)
+    key = state.resolver.keys.current().find(KEY_ID)
+    grant = Grant(key.fingerprint, "bench-client", OAUTH_ISSUER, "", "bench", "", 0.0)
+    token, _ttl = state.oauth.service.codec.issue_access(grant, None, 24 * 3600)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def wsgi_app(stack: str, audit_path: str = "", storage_uri: str = "memory://") -> Flask:

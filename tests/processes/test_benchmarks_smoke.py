@@ -25,6 +25,7 @@ IN_PROCESS_ROWS = (
     "Flask-HTTPAuth + flask-limiter + one JSON audit line",
     "flask-mcp-auth, authentication only",
     "flask-mcp-auth full (limits + audit), 10 keys",
+    "flask-mcp-auth full, the same request with an OAuth access token",
     "flask-mcp-auth full, 1,000 keys",
     "flask-mcp-auth, authentication only, 1,000 keys",
     "bare Flask again (control)",
@@ -88,6 +89,7 @@ def test_measured_rows_have_numbers(smoke_run: tuple[str, str]) -> None:
     measured = ["bare Flask", "bare Flask again (control)", "flask-mcp-auth, authentication only"]
     measured.append("flask-mcp-auth, authentication only, 1,000 keys")
     measured.append("flask-limiter, key_func on the header, minute + hour limits")
+    measured.append("flask-mcp-auth full, the same request with an OAuth access token")
     if importlib.util.find_spec("flask_httpauth") is not None:
         measured += HTTPAUTH_ROWS
     else:
