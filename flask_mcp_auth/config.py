@@ -179,9 +179,9 @@ def parse_redirect_uris(name: str, value: Any) -> RedirectRules:
 def parse_positive_int(name: str, value: Any) -> int:
     try:
         number = int(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise ConfigError(f"{name}: expected a whole number of seconds, got {value!r}") from None
-    if isinstance(value, bool) or number <= 0:
+    if isinstance(value, bool) or number <= 0 or (isinstance(value, float) and number != value):
         raise ConfigError(f"{name}: expected a whole number of seconds > 0, got {value!r}")
     return number
 

@@ -134,6 +134,8 @@ class RedirectRules:
         """True if ``uri`` may receive an authorization response."""
         if not isinstance(uri, str) or not uri or len(uri) > 2000:
             return False
+        if any(c <= " " or c == "\x7f" for c in uri):
+            return False  # not in a URI; browsers drop tabs and newlines, so ".\t." is ".."
         try:
             parts = urlsplit(uri)
             parts.port  # noqa: B018 - raises ValueError on a malformed port
@@ -148,7 +150,9 @@ class RedirectRules:
             return True
         if parts.scheme != "https":
             return False
-        return any(uri.startswith(prefix) and ".." not in uri for prefix in self.prefixes)
+        if ".." in uri or "%2e" in uri.lower():
+            return False  # a dot segment, plain or percent-encoded, could climb out of a prefix
+        return any(uri.startswith(prefix) for prefix in self.prefixes)
 
 
 def origin_of(uri: str) -> str:

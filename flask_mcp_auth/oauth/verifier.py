@@ -48,7 +48,7 @@ class AccessTokenVerifier:
             log.debug("access token for a key no longer in the store: 401")
             raise InvalidAccessToken()
         audience_path = claims.audience[len(self._issuer) :]
-        if claims.audience != self._issuer and not audience_path.startswith("/"):
+        if claims.audience != self._issuer and not claims.audience.startswith(self._issuer + "/"):
             raise InvalidAccessToken()  # signed by a service sharing the secret, for another host
         permissions = key.permissions
         if claims.scope is not None:
