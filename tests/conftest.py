@@ -13,12 +13,13 @@ import os
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 from support import hypothesis_profiles
 from support.audit import ALL_LOGGERS, RecordingHandler, build_audit_app
+from support.browser import headless_chromium, missing_browser_parts
 from support.flask_app import build_app
 from support.servers import (
     GunicornServer,
@@ -31,6 +32,9 @@ from support.servers import (
 from flask_mcp_auth.audit import AUDIT_LOGGER, configure_audit_output
 from flask_mcp_auth.debug import configure_debug
 
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     hypothesis_profiles.mark_long_timeouts(items)
@@ -38,9 +42,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees settings from the developer's shell."""
+    """No test sees settings from the developer's shell.
+
+    ``MCP_TEST_*`` stays: it configures the test harness (e.g. ``MCP_TEST_CHROMIUM``), never
+    the package.
+    """
     for name in list(os.environ):
-        if name.startswith("MCP_") or name in ("JWT_SECRET", "DEBUG"):
+        harness = name.startswith("MCP_TEST_")
+        if (name.startswith("MCP_") and not harness) or name in ("JWT_SECRET", "DEBUG"):
             monkeypatch.delenv(name)
 
 
@@ -182,3 +191,22 @@ def redis_cluster(cluster_deployment: RedisClusterDeployment) -> RedisClusterDep
     for port in cluster_deployment.ports:
         cluster_deployment.client(port).flushall()
     return cluster_deployment
+
+
+# -- a real browser -----------------------------------------------------------------
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """A headless chromium ``WebDriver`` (``support.browser.headless_chromium``), quit after.
+
+    Skips with what is missing and how to install it; under CI=true a missing browser fails.
+    """
+    problems = missing_browser_parts()
+    if problems:
+        reason = "; ".join(problems)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true, so this test must run)", pytrace=False)
+        pytest.skip(reason)
+    with headless_chromium() as driver:
+        yield driver
