@@ -31,6 +31,7 @@ from ..context import current, record_refusal
 from ..credentials import Credential
 from ..errors import AuthenticationError, InvalidAPIKey, RateLimitExceeded
 from ..state import OAUTH_BLUEPRINT, AppState
+from .cimd import ClientMetadataError
 from .marks import MarksUnavailable
 from .metadata import (
     AUTHORIZATION_SERVER_PATH,
@@ -50,11 +51,19 @@ SIGNIN = "signin"
 _WRONG_KEY = "That API key was not accepted. Check it and try again."
 
 
-def _json(body: dict[str, Any], status: int = 200, cors: bool = True) -> Response:
+def _json(body: dict[str, Any], status: int = 200) -> Response:
     response = Response(json.dumps(body), status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
-    if cors:
-        # Browser-based clients (the MCP Inspector) call these cross-origin; no cookies.
+    return response
+
+
+def _allow_cross_origin(response: Response) -> Response:
+    """CORS on the metadata, registration and token endpoints (preflights included).
+
+    Browser-based clients (the MCP Inspector) call them from another origin; they
+    use no cookies, so any origin may.  Never on the sign-in page.
+    """
+    if request.endpoint != f"{OAUTH_BLUEPRINT}.authorize":
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Allow-Headers"] = (
             "Authorization, Content-Type, MCP-Protocol-Version"
@@ -93,8 +102,6 @@ class _Endpoints:
     # -- registration and tokens ---------------------------------------------------------
 
     def register(self) -> Response:
-        if request.method == "OPTIONS":
-            return _json({}, 204)
         try:
             document = read_document(request)
             return _json(self.oauth.registration.register(document), 201)
@@ -102,8 +109,6 @@ class _Endpoints:
             return _oauth_error(error)
 
     def token(self) -> Response:
-        if request.method == "OPTIONS":
-            return _json({}, 204)
         try:
             response: Response = self.server.create_token_response(request)
         except MarksUnavailable:
@@ -114,9 +119,6 @@ class _Endpoints:
                 },
                 503,
             )
-        for name, value in _json({}).headers.items():
-            if name.startswith("Access-Control"):
-                response.headers[name] = value
         return response
 
     # -- the sign-in page --------------------------------------------------------------
@@ -233,14 +235,13 @@ class _Endpoints:
             return None
         try:
             client = self.service.clients.find(client_id)
-        except Exception:  # an unusable metadata document: nowhere verified to send it
+        except ClientMetadataError:  # an unusable metadata document: nowhere verified to send it
             return None
         if client is None:
             return None
         requested = request.values.get("redirect_uri")
-        if requested:
-            return requested if client.check_redirect_uri(requested) else None
-        return client.get_default_redirect_uri()
+        # Only the exact URI the request names and the client registered (no default).
+        return requested if requested and client.check_redirect_uri(requested) else None
 
     def _same_origin(self) -> bool:
         origin = request.headers.get("Origin")
@@ -278,12 +279,13 @@ def make_oauth_blueprint(state: AppState, oauth: OAuthSetup) -> Blueprint:
             endpoints.protected_resource,
             ["GET"],
         ),
-        (REGISTER_PATH, "register", endpoints.register, ["POST", "OPTIONS"]),
+        (REGISTER_PATH, "register", endpoints.register, ["POST"]),
         (AUTHORIZE_PATH, "authorize", endpoints.authorize, ["GET", "POST"]),
-        (TOKEN_PATH, "token", endpoints.token, ["POST", "OPTIONS"]),
+        (TOKEN_PATH, "token", endpoints.token, ["POST"]),
     )
     for rule, name, view, methods in routes:
         blueprint.add_url_rule(rule, name, _open_view(view), methods=methods)
+    blueprint.after_request(_allow_cross_origin)
     return blueprint
 
 

@@ -42,10 +42,8 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_default_redirect_uri(self) -> str | None:
-        # RFC 6749 3.1.2.3: a client with several URIs must name one.
-        if len(self.redirect_uris) == 1 and self.rules.admits(self.redirect_uris[0]):
-            return self.redirect_uris[0]
+    def get_default_redirect_uri(self) -> None:
+        # No default: every authorization request names its exact registered redirect URI.
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
