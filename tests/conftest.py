@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from support import hypothesis_profiles
 from support.audit import ALL_LOGGERS, RecordingHandler, build_audit_app
-from support.browser import headless_chromium, missing_browser_parts
+from support.browser import JAVASCRIPT_OFF, headless_chromium, missing_browser_parts
 from support.flask_app import build_app
 from support.servers import (
     GunicornServer,
@@ -196,17 +196,29 @@ def redis_cluster(cluster_deployment: RedisClusterDeployment) -> RedisClusterDep
 # -- a real browser -----------------------------------------------------------------
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    """A headless chromium ``WebDriver`` (``support.browser.headless_chromium``), quit after.
-
-    Skips with what is missing and how to install it; under CI=true a missing browser fails.
-    """
+def _require_browser() -> None:
     problems = missing_browser_parts()
     if problems:
         reason = "; ".join(problems)
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI=true, so this test must run)", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """A headless chromium ``WebDriver`` (``support.browser.headless_chromium``), quit after.
+
+    Skips with what is missing and how to install it; under CI=true a missing browser fails.
+    """
+    _require_browser()
     with headless_chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def browser_without_javascript() -> Iterator[WebDriver]:
+    """The same headless chromium with JavaScript turned off on every page (skips alike)."""
+    _require_browser()
+    with headless_chromium(prefs=JAVASCRIPT_OFF) as driver:
         yield driver

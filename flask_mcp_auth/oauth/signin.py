@@ -95,7 +95,9 @@ def page_headers(response: Response, redirect_uri: str | None) -> Response:
     response.headers["Pragma"] = "no-cache"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": under it browsers send "Origin: null" with the form's own POST,
+    # which the origin check must refuse.  "same-origin" still sends no referrer elsewhere.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
         f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"

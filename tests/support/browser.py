@@ -22,7 +22,7 @@ import contextlib
 import importlib.util
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -60,6 +60,10 @@ CHROMIUM_FLAGS = (
     # chromium's own look-ups (accounts, component updates, DNS-hijack probes) go nowhere.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
 )
+
+
+#: ``prefs`` for ``headless_chromium`` that turn off JavaScript on every page.
+JAVASCRIPT_OFF = {"profile.managed_default_content_settings.javascript": 2}
 
 
 def chromium_path() -> str:
@@ -101,12 +105,18 @@ def _no_selenium_manager(*_args: Any, **_kwargs: Any) -> Any:
 
 
 @contextlib.contextmanager
-def headless_chromium(page_load_timeout: float = PAGE_LOAD_TIMEOUT) -> Iterator[WebDriver]:
+def headless_chromium(
+    page_load_timeout: float = PAGE_LOAD_TIMEOUT,
+    *,
+    prefs: Mapping[str, Any] | None = None,
+    arguments: Iterable[str] = (),
+) -> Iterator[WebDriver]:
     """A headless chromium with a fresh temporary profile, quit (and the profile removed) after.
 
     The window is 1280x900; pages that take longer than ``page_load_timeout`` seconds to load
     raise ``selenium.common.exceptions.TimeoutException``.  chromedriver's log is kept in the
-    profile folder while the browser runs.
+    profile folder while the browser runs.  ``prefs`` are chromium preferences (e.g.
+    ``JAVASCRIPT_OFF``), ``arguments`` command-line flags added after ``CHROMIUM_FLAGS``.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -120,6 +130,10 @@ def headless_chromium(page_load_timeout: float = PAGE_LOAD_TIMEOUT) -> Iterator[
         for flag in CHROMIUM_FLAGS:
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
+        for argument in arguments:
+            options.add_argument(argument)
+        if prefs:
+            options.add_experimental_option("prefs", dict(prefs))
         service = Service(
             executable_path=chromedriver_path(), log_output=str(Path(folder) / "chromedriver.log")
         )
