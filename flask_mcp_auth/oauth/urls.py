@@ -148,7 +148,10 @@ class RedirectRules:
             return True
         if parts.scheme != "https":
             return False
-        return any(uri.startswith(prefix) and ".." not in uri for prefix in self.prefixes)
+        # Browsers resolve "..", and "%2e%2e" (any case) as "..", before following a prefix.
+        if ".." in uri or "%2e" in uri.lower():
+            return False
+        return any(uri.startswith(prefix) for prefix in self.prefixes)
 
 
 def origin_of(uri: str) -> str:
