@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
@@ -49,6 +49,10 @@ log = logging.getLogger("flask_mcp_auth.oauth")
 
 SIGNIN = "signin"
 _WRONG_KEY = "That API key was not accepted. Check it and try again."
+#: Authlib raises ValueError (not an OAuth2Error) when the description it builds would
+#: echo a character RFC 6749 forbids there (a quote, a backslash, non-ASCII), e.g. from
+#: a hostile redirect_uri or response_type: answered as this, never as a 500.
+_FORBIDDEN_CHARACTERS = "The request contains characters an OAuth request may not contain."
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -79,6 +83,10 @@ def _oauth_error(error: OAuth2Error) -> Response:
     return _json(body, error.status_code or 400)
 
 
+def _described() -> dict[str, str]:
+    return {"error_description": _FORBIDDEN_CHARACTERS}
+
+
 class _Endpoints:
     def __init__(self, state: AppState, oauth: OAuthSetup) -> None:
         self.state = state
@@ -107,6 +115,8 @@ class _Endpoints:
             return _json(self.oauth.registration.register(document), 201)
         except OAuth2Error as error:
             return _oauth_error(error)
+        except ValueError:
+            return _json({"error": "invalid_client_metadata"} | _described(), 400)
 
     def token(self) -> Response:
         try:
@@ -119,6 +129,8 @@ class _Endpoints:
                 },
                 503,
             )
+        except ValueError:
+            return _json({"error": "invalid_request"} | _described(), 400)
         return response
 
     # -- the sign-in page --------------------------------------------------------------
@@ -130,6 +142,8 @@ class _Endpoints:
             self.service.audience(grant.request.payload.data.get("resource"))
         except OAuth2Error as error:
             return self._refuse(error)
+        except ValueError:
+            return self._refuse(InvalidRequestError(_FORBIDDEN_CHARACTERS))
         if request.method == "GET":
             return self._form(grant)
         if not self.csrf.check(request) or not self._same_origin():

@@ -17,7 +17,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 
 from .cimd import ClientMetadataError, MetadataDocuments, is_metadata_document_url
-from .tokens import TokenCodec, TokenInvalid
+from .tokens import TokenCodec, TokenInvalid, new_id
 from .urls import RedirectRules
 
 PUBLIC = "none"
@@ -96,6 +96,9 @@ class ClientDirectory:
             "r": list(metadata["redirect_uris"]),
             "m": method,
             "g": [g for g in metadata.get("grant_types") or GRANT_TYPES if g in GRANT_TYPES],
+            # Unique per registration: identical documents must not get the same client id,
+            # since a confidential client's secret is derived from it.
+            "i": new_id(),
         }
         client_id = self._codec.issue_client_id(record)
         info: dict[str, Any] = {"client_id": client_id, "token_endpoint_auth_method": method}

@@ -79,8 +79,10 @@ class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         metadata = self.extract_client_metadata(_JsonRequest(document))
         refused = [uri for uri in metadata["redirect_uris"] if not self._clients.rules.admits(uri)]
         if refused:
+            # error_description admits printable ASCII without '"' and '\\' only (RFC 6749).
+            shown = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in refused[0])
             raise InvalidRedirectURIError(
-                f"Redirect URI not allowed on this server: {refused[0][:200]} "
+                f"Redirect URI not allowed on this server: {shown[:200]} "
                 "(the operator's MCP_OAUTH_REDIRECT_URIS decides)."
             )
         # RFC 7591 2: the default method is client_secret_basic.
