@@ -15,6 +15,7 @@ from .clients import ClientDirectory
 MAX_DOCUMENT_BYTES = 16 * 1024
 MAX_DEPTH = 4
 MAX_REDIRECT_URIS = 20
+MAX_NAME_LENGTH = 200
 
 
 def read_document(request: Request) -> dict[str, Any]:
@@ -39,6 +40,12 @@ def read_document(request: Request) -> dict[str, Any]:
         raise InvalidRedirectURIError("redirect_uris must be a non-empty list of URIs.")
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectURIError(f"At most {MAX_REDIRECT_URIS} redirect_uris.")
+    name = document.get("client_name")
+    # Shown on the sign-in page: a short string or nothing.
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
+        raise InvalidClientMetadataError(
+            f"client_name must be a string of at most {MAX_NAME_LENGTH} characters."
+        )
     return document
 
 

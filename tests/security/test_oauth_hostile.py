@@ -535,6 +535,14 @@ BAD_DOCUMENTS: dict[str, tuple[bytes, str]] = {
         "application/json",
     ),
     "bad-utf8": (b'{"redirect_uris": ["\xc3\x28"]}', "application/json"),
+    "name-not-string": (
+        json.dumps({"redirect_uris": [CHATGPT_REDIRECT], "client_name": {"a": 1}}).encode(),
+        "application/json",
+    ),
+    "name-too-long": (
+        json.dumps({"redirect_uris": [CHATGPT_REDIRECT], "client_name": "x" * 201}).encode(),
+        "application/json",
+    ),
 }
 
 
