@@ -5,20 +5,26 @@ tests/clients/sdk_oauth_client.mjs is an ``OAuthClientProvider`` whose
 ``redirectToAuthorization`` plays the person at the sign-in page (GET the form, POST the
 hidden fields with the API key and ``decision=approve``), then follows the SDK's documented
 pattern: connect -> ``UnauthorizedError`` -> ``finishAuth(code)`` -> connect a new transport.
+Beside it: header clients on the same server, and mcp-remote's own OAuth flow with a $BROWSER
+that signs in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clients_support import NodeClients
-from support.example import DEMO_DOTENV, example_gunicorn
-from support.servers import GunicornServer
+from clients_support import MARKER, NodeClients, kill_marked
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from support.example import DEMO_DOTENV, example_gunicorn, tool_text
+from support.servers import GunicornServer, free_port
 
 #: The example's demo keys (example_app/.env.example).
 READER_KEY = "demo-reader-key"
@@ -161,3 +167,130 @@ def test_header_clients_are_unaffected_by_the_sign_in(
     assert not wrong["connected"]
     assert wrong["error"]["code"] == 401
     assert "(invalid_api_key)" in wrong["error"]["message"]
+
+
+# -- mcp-remote's OAuth flow, with a "browser" that signs in ------------------------------
+
+#: The person at the sign-in page, as the browser mcp-remote opens: ``$BROWSER <url>``
+#: (the ``open`` package's bundled xdg-open runs it when there is no desktop).  It GETs the
+#: form, POSTs it back with the key, delivers the redirect to mcp-remote's callback and
+#: writes what it saw to $SIGNIN_REPORT.  It always exits 0, so no other opener is tried.
+BROWSER_SCRIPT = """\
+#!{python}
+import http.client, html, json, os, re, sys, urllib.parse, urllib.request
+
+url = urllib.parse.urlsplit(sys.argv[1])
+seen = {{"opened": sys.argv[1].split("?", 1)[0]}}
+try:
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    connection.request("GET", url.path + "?" + url.query)
+    page = connection.getresponse()
+    cookies = [v for k, v in page.getheaders() if k.lower() == "set-cookie"]
+    cookie = "; ".join(v.split(";", 1)[0] for v in cookies)
+    fields = {{
+        html.unescape(name): html.unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)">', page.read().decode()
+        )
+    }}
+    fields.update(api_key=os.environ["SIGNIN_API_KEY"], decision="approve")
+    connection.request(
+        "POST",
+        url.path,
+        urllib.parse.urlencode(fields),
+        {{
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "Origin": f"{{url.scheme}}://{{url.netloc}}",
+        }},
+    )
+    answer = connection.getresponse()
+    answer.read()
+    seen["status"] = answer.status
+    location = answer.getheader("Location") or ""
+    back = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    seen["callback"] = location.split("?", 1)[0]
+    seen["has_code"] = bool(back.get("code"))
+    seen["iss"] = back.get("iss", [None])[0]
+    if answer.status == 302:
+        with urllib.request.urlopen(location, timeout=10) as delivered:
+            seen["delivered"] = delivered.status
+except Exception as error:  # reported, never raised: the browser "opened"
+    seen["error"] = repr(error)
+with open(os.environ["SIGNIN_REPORT"], "w") as out:
+    json.dump(seen, out)
+"""
+
+
+def run_session(params: StdioServerParameters, errlog: Path, scenario: Any) -> Any:
+    """``scenario(client)`` through mcp-remote on stdio, bounded; leaves no process behind."""
+
+    async def session() -> Any:
+        with errlog.open("w") as log:
+            async with Client(stdio_client(params, errlog=log), mode="legacy") as client:
+                return await scenario(client)
+
+    try:
+        return asyncio.run(asyncio.wait_for(session(), 40))
+    finally:
+        assert params.env is not None
+        kill_marked(params.env[MARKER])
+
+
+def test_mcp_remote_signs_in_through_the_browser_it_opens(
+    node_clients: NodeClients, oauth_server: GunicornServer, tmp_path: Path
+) -> None:
+    browser = tmp_path / "browser"
+    browser.write_text(BROWSER_SCRIPT.format(python=sys.executable))
+    browser.chmod(0o755)
+    signin_report = tmp_path / "signin.json"
+    callback_port = free_port()
+    env = node_clients.environment(
+        tmp_path,
+        {
+            "BROWSER": str(browser),
+            "SIGNIN_API_KEY": READER_KEY,
+            "SIGNIN_REPORT": str(signin_report),
+        },
+    )
+    for variable in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "DESKTOP_SESSION"):
+        env.pop(variable, None)  # xdg-open's generic path: $BROWSER
+    params = StdioServerParameters(
+        command=str(node_clients.node),
+        args=[
+            str(node_clients.mcp_remote),
+            oauth_server.mcp_url,
+            str(callback_port),
+            "--host",
+            "127.0.0.1",
+        ],
+        env=env,
+    )
+
+    async def scenario(client: Client) -> tuple[list[str], str]:
+        listed = await client.list_tools()
+        return [tool.name for tool in listed.tools], tool_text(
+            await client.call_tool("echo", {"text": "via mcp-remote"})
+        )
+
+    since = len(oauth_server.output())
+    log = tmp_path / "mcp-remote.log"
+    tools, echoed = run_session(params, log, scenario)
+    assert tools == READER_TOOLS
+    assert echoed == "via mcp-remote"
+
+    seen = json.loads(signin_report.read_text())
+    assert seen == {
+        "opened": f"{oauth_server.url}/authorize",
+        "status": 302,
+        "callback": f"http://127.0.0.1:{callback_port}/oauth/callback",
+        "has_code": True,
+        "iss": oauth_server.url,
+        "delivered": 200,
+    }, log.read_text()
+    served = [
+        line
+        for line in audit_lines(oauth_server, since)
+        if line["path"] == "/mcp" and line["status"] < 400
+    ]
+    assert served and {line["credential_source"] for line in served} == {"oauth"}
