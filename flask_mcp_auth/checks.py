@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ._time import utc_iso
-from .keys.model import APIKey
+from .keys.model import APIKey, secret_bytes
 from .state import AppState
 
 #: A plain key id shorter than this is reported as short.
@@ -37,6 +37,11 @@ ANONYMOUS_ROLE = "anonymous-role"
 ADMIN_WITHOUT_PERMISSIONS = "admin-without-permissions"
 ADMIN_PERMISSION_ALONE = "admin-permission-alone"
 GUEST_WITH_WILDCARD = "guest-with-wildcard"
+SHORT_OAUTH_SECRET = "short-oauth-secret"
+
+#: With the OAuth sign-in on, a signing secret shorter than this (bytes) is reported: it
+#: is the HS256 key of every access token, which anyone holding one can attack offline.
+MIN_OAUTH_SECRET_BYTES = 32
 
 _SEPARATORS = re.compile(r"[-_.:]+")
 
@@ -206,6 +211,17 @@ def review_settings(state: AppState) -> list[Finding]:
                 f"MCP_DEFAULT_ROLE is {state.default_role!r}: callers without a key pass "
                 f"require_role checks up to {state.default_role!r}. Use 'guest' (or empty to "
                 "refuse anonymous callers) unless that is intended.",
+            )
+        )
+    secret = state.secret
+    if state.oauth is not None and secret and len(secret_bytes(secret)) < MIN_OAUTH_SECRET_BYTES:
+        findings.append(
+            Finding(
+                SHORT_OAUTH_SECRET,
+                f"The OAuth sign-in is on and its signing secret is shorter than "
+                f"{MIN_OAUTH_SECRET_BYTES} bytes: it is the HS256 key of every access token, and "
+                "a short one can be guessed offline from any token. Set JWT_SECRET to 32 or more "
+                "random bytes (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))').",
             )
         )
     query_param = state.settings["MCP_API_KEY_QUERY_PARAM"]

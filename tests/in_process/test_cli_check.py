@@ -84,6 +84,11 @@ def test_a_clean_configuration_exits_0_even_with_strict(make_app):
         ({"MCP_API_KEY_QUERY_PARAM": None}, "query-param-enabled", "'api_key' query parameter"),
         ({"MCP_API_KEY_QUERY_PARAM": "token"}, "query-param-enabled", "'token' query parameter"),
         ({"MCP_DEFAULT_ROLE": "developer"}, "anonymous-role", "up to 'developer'"),
+        (
+            {"MCP_OAUTH_ISSUER": "http://127.0.0.1:3210"},
+            "short-oauth-secret",
+            "shorter than 32 bytes",
+        ),
     ],
 )
 def test_each_best_practice_warning(make_app, changes, code, text):
@@ -98,6 +103,11 @@ def test_each_best_practice_warning(make_app, changes, code, text):
     assert strict.exit_code == 1
     strict_json = json.loads(run_cli(app, "check", "--strict", "--json").stdout)
     assert strict_json["exit_code"] == 1
+
+
+def test_a_long_secret_with_the_oauth_sign_in_is_no_warning(make_app):
+    app = clean_app(make_app, JWT_SECRET="s" * 32, MCP_OAUTH_ISSUER="http://127.0.0.1:3210")
+    assert warning_codes(app) == []
 
 
 def test_no_keys_is_a_warning(make_app):
