@@ -62,15 +62,20 @@ def parse_passthrough(name: str, value: Any) -> Any:
     return value
 
 
-def parse_default_role(name: str, value: Any) -> str:
-    """A role name, or empty for no anonymous access."""
+def _checked_or_empty(name: str, value: Any, check: Callable[[str], str], hint: str = "") -> str:
+    """A string ``check`` accepts (its ValueError becomes a ConfigError), or empty."""
     text = parse_str(name, value)
     if not text:
         return text
     try:
-        return check_role(text)
+        return check(text)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {exc} (or empty for no anonymous access)") from None
+        raise ConfigError(f"{name}: {exc}{hint}") from None
+
+
+def parse_default_role(name: str, value: Any) -> str:
+    """A role name, or empty for no anonymous access."""
+    return _checked_or_empty(name, value, check_role, " (or empty for no anonymous access)")
 
 
 def parse_limit_string(name: str, value: Any) -> str:
@@ -158,13 +163,7 @@ def parse_paths(name: str, value: Any) -> tuple[str, ...]:
 
 def parse_issuer(name: str, value: Any) -> str:
     """The OAuth issuer: a canonical https:// origin (http:// on loopback), or empty."""
-    text = parse_str(name, value)
-    if not text:
-        return text
-    try:
-        return canonical_issuer(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+    return _checked_or_empty(name, value, canonical_issuer)
 
 
 def parse_redirect_uris(name: str, value: Any) -> RedirectRules:

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import signal
-import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from .. import _time
+from .._forksafe import fork_safe_lock
 from ..errors import ConfigError
 from .model import APIKey
 from .schema import SOURCE, parse_keys
@@ -88,7 +88,7 @@ class StoreSource:
         self.label = f"{FILE_SETTING} ({self.path})"
         self._interval = check_interval
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._force = False
         self._unreadable = False
         self._signature: Signature | None = None
@@ -274,17 +274,6 @@ def warn_about_store(store: KeyStore, source: str = SOURCE) -> None:
 
 #: Every file-backed source in this process; weak, so apps can be discarded.
 _watched: weakref.WeakSet[StoreSource] = weakref.WeakSet()
-
-
-def _reset_locks_after_fork() -> None:
-    # A lock held by another thread at fork() stays held in the child forever;
-    # the child's only thread is this one, so a fresh lock is correct.
-    for source in list(_watched):
-        source._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; nothing forks elsewhere
-    os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 def _on_sighup(signum: int, frame: FrameType | None) -> None:

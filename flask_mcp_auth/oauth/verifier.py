@@ -10,12 +10,14 @@ audience on every request.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from ..errors import AccessTokenExpired, InvalidAccessToken
 from ..keys.store import KeyStore
 from ..principal import Principal
 from ..roles import permission_granted
 from .tokens import TokenCodec, TokenExpired, TokenInvalid, looks_like_jwt
+from .urls import resource_within
 
 log = logging.getLogger("flask_mcp_auth.request")
 
@@ -48,7 +50,7 @@ class AccessTokenVerifier:
             log.debug("access token for a key no longer in the store: 401")
             raise InvalidAccessToken()
         audience_path = claims.audience[len(self._issuer) :]
-        if claims.audience != self._issuer and not claims.audience.startswith(self._issuer + "/"):
+        if not resource_within(claims.audience, self._issuer):
             raise InvalidAccessToken()  # signed by a service sharing the secret, for another host
         permissions = key.permissions
         if claims.scope is not None:
@@ -56,16 +58,9 @@ class AccessTokenVerifier:
             permissions = frozenset(
                 s for s in claims.scope if permission_granted(key.permissions, s)
             )
-        return Principal(
-            is_authenticated=True,
-            role=key.role,
+        return replace(
+            Principal.from_key(key, OAUTH),
             permissions=permissions,
-            name=key.name,
-            user_id=key.user_id,
-            expires_at=key.expires_at,
-            key_fingerprint=key.fingerprint,
-            credential_source=OAUTH,
-            key=key,
             oauth_client_id=claims.client_id,
             token_expires_at=claims.expires_at,
             token_audience_path=audience_path or "/",

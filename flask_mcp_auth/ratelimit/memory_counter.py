@@ -26,14 +26,12 @@ counted by ``limits`` (:func:`~.redis_counters.make_counter`).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 
 from limits import RateLimitItem
 
+from .._forksafe import fork_safe_lock
 from .counters import Gate, Outcome, Window
 from .limits import Limit
 
@@ -63,11 +61,10 @@ class MemoryFixedWindowCounter:
     ) -> None:
         self._clock = clock
         self._windows: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._sweep_min = sweep_min
         #: Size of the dict at which the next insert sweeps it first.
         self.sweep_at = sweep_min
-        _counters.add(self)
 
     # -- the Counter protocol ------------------------------------------------------------
 
@@ -192,23 +189,6 @@ class MemoryFixedWindowCounter:
 
 def _window(item: RateLimitItem, count: int, expiry: float) -> Window:
     return Window(item, item.amount - count if count <= item.amount else -1, expiry)
-
-
-# -- process-wide hooks ------------------------------------------------------------------
-
-#: Every counter in this process; weak, so apps can be discarded.
-_counters: weakref.WeakSet[MemoryFixedWindowCounter] = weakref.WeakSet()
-
-
-def _reset_locks_after_fork() -> None:
-    # A lock held by another thread at fork() stays held in the child forever; the
-    # child's only thread is this one, so a fresh lock is correct.
-    for counter in list(_counters):
-        counter._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; nothing forks elsewhere
-    os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 __all__ = ["SWEEP_MIN", "MemoryFixedWindowCounter"]

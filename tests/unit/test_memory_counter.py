@@ -40,6 +40,7 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
+from flask_mcp_auth import _forksafe
 from flask_mcp_auth.ratelimit import Limit, memory_counter
 from flask_mcp_auth.ratelimit import counters as ratelimit_counters
 from flask_mcp_auth.ratelimit.counters import FixedWindowCounter, StrategyCounter
@@ -338,7 +339,7 @@ def test_eight_threads_failing_count_each_mark_once(fast_switching: None) -> Non
 def test_a_lock_held_at_fork_is_replaced_in_the_child() -> None:
     counter = MemoryFixedWindowCounter()
     counter._lock.acquire()  # as if another thread held it when the process forked
-    memory_counter._reset_locks_after_fork()
+    _forksafe.renew_locks()
     assert not counter.hit(limits_of("1/second"), "mcp-auth/key/a", None).windows[0].breached
 
 
