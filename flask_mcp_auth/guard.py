@@ -57,17 +57,19 @@ class RequestGuard:
             log.debug("no credential: anonymous, role %s", context.principal.role)
             state.rate_limits.check_anonymous()
         else:
-            principal = self._authenticate(credential, context)
+            principal = self._authenticate(credential, context, current_request.path)
             state.rate_limits.check_key(principal.key)  # type: ignore[arg-type]
         self._authorizer.authorize(current_request, context.principal)
         return None
 
-    def _authenticate(self, credential: Credential, context: RequestContext) -> Principal:
+    def _authenticate(
+        self, credential: Credential, context: RequestContext, path: str
+    ) -> Principal:
         """Resolve ``credential`` into the context, or raise its 401 (or the lockout's 429)
         after counting it as a failed attempt."""
         context.credential_source = credential.source  # for the audit line, even on failure
         try:
-            principal = self._state.resolver.resolve(credential, request.path)
+            principal = self._state.resolver.resolve(credential, path)
         except AuthenticationError as refused:
             counted = isinstance(refused, InvalidAPIKey)
             self._state.rate_limits.failed_attempt(counted, credential.value)
@@ -93,7 +95,7 @@ class RequestGuard:
         if credential is None:
             return discovery.respond(kind)
         try:
-            self._authenticate(credential, context)
+            self._authenticate(credential, context, current_request.path)
         except AuthenticationError as refused:
             response = discovery.respond(kind, refusal=refused)
             record_refusal(refused, response.status_code)  # the audit line names the refusal

@@ -10,6 +10,7 @@ what Authlib leaves to its users: stateless codes, refresh tokens and clients
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -35,6 +36,8 @@ from .urls import resource_within
 
 #: An authorization code lives at most this long (seconds) and works once.
 CODE_TTL = 60
+#: How long (seconds) a "used" mark outlives the code or refresh token it marks.
+MARK_MARGIN = 60
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
@@ -197,7 +200,10 @@ class OAuthService:
 
     def spend(self, grant: Grant, what: str) -> None:
         """Use a code or refresh token once; a second use ends its family."""
-        if not self.marks.spend(grant.token_id, self.refresh_ttl):
+        # The mark must outlive the value it marks, no longer (a code's mark goes after
+        # about two minutes, not with the family); the margin covers clock skew between hosts.
+        lifetime = grant.expires_at - time.time() + MARK_MARGIN
+        if not self.marks.spend(grant.token_id, lifetime):
             self.marks.end_family(grant.family, self.refresh_ttl)
             raise InvalidGrantError(f"This {what} was already used; sign in again.")
 
