@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a few iterations, 1,000 keys, no gunicorn: checks that every row is produced",
     )
     parser.add_argument(
+        "--smoke-gunicorn",
+        action="store_true",
+        help="--smoke plus one 1-second wrk round per gunicorn stack: checks those rows too",
+    )
+    parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="Markdown file"
     )
     parser.add_argument("--workdir", type=Path, help="where logs go (default: a temporary dir)")
@@ -91,9 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--probe-memory", type=int, metavar="KEYS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.smoke:
+    if args.smoke or args.smoke_gunicorn:
         args.iterations, args.repeats, args.keys, args.probes = 30, 2, 1000, 1
-        args.no_gunicorn = True
+        args.no_gunicorn = not args.smoke_gunicorn
+        args.duration, args.wrk_rounds = 1, 1
     return args
 
 

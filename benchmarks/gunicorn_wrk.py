@@ -3,7 +3,11 @@
 Every stack is started before the first measurement and warmed for a second;
 rounds are interleaved across stacks in rotating order and the best round per
 stack counts.  A private ``redis-server`` on a free port serves the Redis rows,
-whose round trips per request are counted with ``MONITOR``.
+whose round trips per request are counted with ``MONITOR``.  The floor row is bare
+Flask plus one ``EVALSHA`` of a trivial script per request: what exact shared
+counting costs at the least.  Each round also reads the workers' CPU time per
+request (``worker_cpu.py``), which attributes the cost of a request inside the
+workers rather than in a tight loop.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import stacks
+import worker_cpu
 from common import (
     BENCH_DIR,
     KEY_HEADERS,
@@ -29,8 +34,9 @@ from common import (
     wait_until,
 )
 
-GUNICORN_STACKS = ("bare", "mcp_full_memory", "mcp_full_redis", "hand_redis")
-REDIS_STACKS = ("mcp_full_redis", "hand_redis")
+GUNICORN_STACKS = ("bare", "mcp_full_memory", "floor_redis", "mcp_full_redis", "hand_redis")
+REDIS_STACKS = ("floor_redis", "mcp_full_redis", "hand_redis")
+WORKERS = 2
 
 
 @dataclass
@@ -41,6 +47,8 @@ class Throughput:
     skipped: dict[str, str] = field(default_factory=dict)
     #: stack name -> Redis round trips per request (stacks with Redis storage)
     round_trips: dict[str, float] = field(default_factory=dict)
+    #: stack name -> (application, whole worker process) CPU seconds per request, best round
+    cpu: dict[str, tuple[float, float]] = field(default_factory=dict)
     note: str = ""
 
 
@@ -73,7 +81,8 @@ def redis_server(workdir: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def gunicorn_server(name: str, app_spec: str, workdir: Path) -> Iterator[int]:
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS)]
+    command += ["--bind", f"127.0.0.1:{port}"]
     command += ["--pythonpath", str(BENCH_DIR), "--log-level", "warning", app_spec]
     log_path = workdir / f"gunicorn-{name}.log"
     with background_process(command, log_path, cwd=workdir) as process:
@@ -132,6 +141,7 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
                 result.skipped.setdefault(name, redis_note)
         else:
             redis_uri = cleanup.enter_context(redis_server(workdir))
+            specs["floor_redis"] = f'stacks:wsgi_app("floor", "", "{redis_uri}")'
             audit = workdir / "gunicorn-mcp-redis-audit.log"
             specs["mcp_full_redis"] = f'stacks:wsgi_app("mcp_full", "{audit}", "{redis_uri}")'
             if not httpauth_note:
@@ -144,14 +154,24 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
         for port in ports.values():  # warm every worker before anything counts
             run_wrk(port, 1, connections)
         samples: dict[str, list[float]] = {name: [] for name in ports}
+        cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in ports}
         for round_number in range(rounds):
             for name in rotated(list(ports), round_number):
+                before = worker_cpu.snapshot(ports[name], WORKERS)
                 samples[name].append(run_wrk(ports[name], seconds, connections))
+                app_cpu, process_cpu, _ = worker_cpu.snapshot(
+                    ports[name], WORKERS
+                ).per_request_since(before)
+                cpu[name].append((app_cpu, process_cpu))
         result.rps = {name: max(values) for name, values in samples.items()}
+        result.cpu = {name: min(values) for name, values in cpu.items()}
         if not redis_note:
             for name in REDIS_STACKS:
                 if name in ports:
                     result.round_trips[name] = redis_round_trips_per_request(redis_uri, ports[name])
+            floor = result.round_trips.get("floor_redis")
+            if floor is not None and round(floor) != 1:
+                raise RuntimeError(f"the floor row made {floor:.2f} Redis round trips a request")
     return result
 
 

@@ -41,6 +41,7 @@ INTRO = [
     "tox -e bench -- --only mcp_auth      # quick A/B of some stacks against bare Flask",
     "tox -e bench -- --profile mcp_full   # cProfile of one stack's requests",
     "tox -e bench -- --smoke --output /tmp/b.md  # seconds; what the test suite runs",
+    "tox -e bench -- --smoke-gunicorn --output /tmp/b.md  # the smoke run with gunicorn too",
     "```",
     "",
     "`python benchmarks/bench.py --help` lists every option. The numbers are ratios to "
@@ -89,6 +90,19 @@ WHAT_EACH_STACK_IS = [
     "the Redis rows. Requests per second are wrk's; any non-2xx answer invalidates the "
     "run. Redis round trips per request are counted with `MONITOR` over 100 requests "
     "(commands a Lua script runs inside Redis are not round trips).",
+    "- **The one-round-trip floor**: bare Flask plus one `EVALSHA` of `return 1` per "
+    "request, through a client built as `limits` builds the storage's "
+    "(`redis.from_url`). Exact counting shared by several workers cannot cost less than "
+    "that round trip; the full Redis stack's ratio to this row says how close it comes.",
+    "- **CPU inside the workers**: every gunicorn stack is wrapped in a meter "
+    "(`benchmarks/worker_cpu.py`) that adds up the thread's CPU time around each WSGI "
+    "call and reports it with the worker process's CPU time. The CPU table is the "
+    "difference over each wrk round divided by the requests served (the best round): "
+    "what a request costs where users pay for it, with cold caches and the cores shared "
+    "with the HTTP parsing, the kernel and wrk.",
+    "- **Redis clients** (`benchmarks/redis_clients.py`, run separately): client CPU "
+    "time per `EVALSHA` of the extension's hit script, by redis-py version, with and "
+    "without hiredis, with the connection pool or one connection, RESP2 or RESP3.",
     "",
 ]
 

@@ -206,12 +206,43 @@ def oauth_headers(app: Flask) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def wsgi_app(stack: str, audit_path: str = "", storage_uri: str = "memory://") -> Flask:
-    """Entry point for gunicorn: ``stacks:wsgi_app("mcp_full", "/tmp/a.log", "redis://...")``."""
+#: The one-round-trip floor's script: what exact shared counting cannot go below.
+FLOOR_SCRIPT = "return 1"
+
+
+def redis_floor(storage_uri: str) -> Flask:
+    """Bare Flask plus one ``EVALSHA`` of a trivial script per request.
+
+    The client is built as ``limits`` builds the rate-limit storage's
+    (``redis.from_url``), so the row costs one round trip through the same client.
+    """
+    import redis
+
+    app = bare()
+    script = redis.Redis.from_url(storage_uri).register_script(FLOOR_SCRIPT)
+
+    @app.before_request
+    def one_round_trip() -> None:
+        script(keys=["bench-floor"], args=[])
+
+    return app
+
+
+def wsgi_app(stack: str, audit_path: str = "", storage_uri: str = "memory://") -> Any:
+    """Entry point for gunicorn: ``stacks:wsgi_app("mcp_full", "/tmp/a.log", "redis://...")``.
+
+    The app is wrapped in the CPU meter that ``worker_cpu.snapshot`` reads.
+    """
+    from worker_cpu import CPUMeter
+
     if stack == "bare":
-        return bare()
-    if stack == "hand":
-        return hand_assembled(audit_path, storage_uri)
-    if stack == "mcp_full":
-        return mcp_full(audit_path, storage_uri)
-    raise ValueError(f"unknown stack {stack!r}")
+        app = bare()
+    elif stack == "floor":
+        app = redis_floor(storage_uri)
+    elif stack == "hand":
+        app = hand_assembled(audit_path, storage_uri)
+    elif stack == "mcp_full":
+        app = mcp_full(audit_path, storage_uri)
+    else:
+        raise ValueError(f"unknown stack {stack!r}")
+    return CPUMeter(app)

@@ -8,11 +8,14 @@ keys instead of 100,000 and skips gunicorn, so a change that breaks a stack
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support.paths import REPO_ROOT
+from support.servers import require_executable
 
 from flask_mcp_auth.config import SETTINGS
 
@@ -31,6 +34,7 @@ IN_PROCESS_ROWS = (
     "bare Flask again (control)",
 )
 GUNICORN_ROWS = (
+    "bare Flask + one EVALSHA per request (the one-round-trip floor)",
     "flask-mcp-auth full, Redis storage",
     "Flask-HTTPAuth + flask-limiter + audit line, Redis storage",
 )
@@ -42,46 +46,81 @@ HAND_WRITTEN = "Where the time goes, written by hand."
 FULL_ROWS = IN_PROCESS_ROWS[5], IN_PROCESS_ROWS[6]
 
 
-def table_rows(markdown: str) -> dict[str, list[str]]:
-    """{stack label: its cells} for every row of the results table."""
-    rows = {}
+RESULTS_HEADER = "| stack | µs per request |"
+CPU_HEADER = "| stack | application, µs |"
+
+
+def table_rows(markdown: str, header: str = RESULTS_HEADER) -> dict[str, list[str]]:
+    """{stack label: its cells} for every row of the table whose header starts with ``header``."""
+    rows: dict[str, list[str]] = {}
+    inside = False
     for line in markdown.splitlines():
-        if line.startswith("| ") and not line.startswith("| stack "):
+        if line.startswith(header):
+            inside = True
+        elif inside and not line.startswith("|"):
+            return rows
+        elif inside and not line.startswith("|---"):
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
             rows[cells[0]] = cells[1:]
     return rows
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    workdir = tmp_path_factory.mktemp("bench")
+def run_bench(workdir: Path, *options: str) -> tuple[str, str]:
+    """bench.py with ``options``: what it printed and the page it wrote."""
     output = workdir / "benchmarks.md"
     # A page from an earlier run, with hand-written notes below the marker.
     output.write_text(f"# Old results\n\n{KEPT_MARKER}\n\n## Analysis\n\n{HAND_WRITTEN}\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--smoke",
-            "--output",
-            str(output),
-            "--workdir",
-            str(workdir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    command = [sys.executable, str(SCRIPT), *options, "--output", str(output)]
+    command += ["--workdir", str(workdir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, output.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    return run_bench(tmp_path_factory.mktemp("bench"), "--smoke")
+
+
+@pytest.fixture(scope="module")
+def gunicorn_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """One short wrk round per gunicorn stack, a private redis-server for the Redis rows."""
+    require_executable("wrk")
+    require_executable("redis-server")
+    return run_bench(tmp_path_factory.mktemp("bench-gunicorn"), "--smoke-gunicorn")
 
 
 def test_every_row_is_printed_and_written(smoke_run: tuple[str, str]) -> None:
     printed, written = smoke_run
     for text in (printed, written):
         rows = table_rows(text)
-        assert set(rows) == {*IN_PROCESS_ROWS, *GUNICORN_ROWS}
+        assert set(IN_PROCESS_ROWS) <= set(rows)
+        assert set(GUNICORN_ROWS) <= set(rows)
+
+
+def test_gunicorn_rows_have_throughput_and_worker_cpu(
+    gunicorn_smoke_run: tuple[str, str],
+) -> None:
+    written = gunicorn_smoke_run[1]
+    rows = table_rows(written)
+    served = list(GUNICORN_ROWS[:2])  # the hand-assembled row needs Flask-HTTPAuth
+    if importlib.util.find_spec("flask_httpauth") is not None:
+        served.append(GUNICORN_ROWS[2])
+    for label in ("bare Flask", "flask-mcp-auth full (limits + audit), 10 keys", *served):
+        requests_per_second, ratio = rows[label][-2:]
+        assert float(requests_per_second.replace(",", "")) > 0, label
+        assert float(ratio) > 0, label
+    # The CPU table: every gunicorn stack, the application's share and the whole worker's.
+    cpu = table_rows(written, CPU_HEADER)
+    assert set(cpu) == {"bare Flask", "flask-mcp-auth full, memory://", *served}
+    for label, cells in cpu.items():
+        application, _, worker, _ = cells
+        assert 0 < float(application) < float(worker), label
+    # The floor is one round trip a request; the extension's full stack too (MONITOR counts).
+    for label in GUNICORN_ROWS[:2]:
+        count = re.search(re.escape(label) + r": ([\d.]+)[;.]", written)
+        assert count is not None and round(float(count.group(1))) == 1, label
+    assert "gunicorn, full with Redis >= 0.90x the one-round-trip floor: " in written
 
 
 def test_measured_rows_have_numbers(smoke_run: tuple[str, str]) -> None:
