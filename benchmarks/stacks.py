@@ -171,6 +171,7 @@ def mcp_full(
     keys: str | None = None,
     keys_file: str | None = None,
     oauth: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> Flask:
     """flask-mcp-auth: signed key, minute + hour limits, audit line to a file."""
     app = Flask("bench_mcp_full")
@@ -178,6 +179,8 @@ def mcp_full(
     app.config["JWT_SECRET"] = SECRET
     app.config["MCP_DEFAULT_ROLE"] = ""  # a request without a key gets 401, as with HTTPAuth
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
+    if storage_options:
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = storage_options
     app.config["MCP_AUDIT_LOG"] = audit_path
     if oauth:
         app.config["MCP_OAUTH_ISSUER"] = OAUTH_ISSUER
@@ -210,7 +213,7 @@ def oauth_headers(app: Flask) -> dict[str, str]:
 FLOOR_SCRIPT = "return 1"
 
 
-def redis_floor(storage_uri: str) -> Flask:
+def redis_floor(storage_uri: str, storage_options: dict[str, Any] | None = None) -> Flask:
     """Bare Flask plus one ``EVALSHA`` of a trivial script per request.
 
     The client is built as ``limits`` builds the rate-limit storage's
@@ -219,7 +222,8 @@ def redis_floor(storage_uri: str) -> Flask:
     import redis
 
     app = bare()
-    script = redis.Redis.from_url(storage_uri).register_script(FLOOR_SCRIPT)
+    client = redis.Redis.from_url(storage_uri, **(storage_options or {}))
+    script = client.register_script(FLOOR_SCRIPT)
 
     @app.before_request
     def one_round_trip() -> None:
@@ -228,21 +232,25 @@ def redis_floor(storage_uri: str) -> Flask:
     return app
 
 
-def wsgi_app(stack: str, audit_path: str = "", storage_uri: str = "memory://") -> Any:
+def wsgi_app(
+    stack: str, audit_path: str = "", storage_uri: str = "memory://", storage_options: str = ""
+) -> Any:
     """Entry point for gunicorn: ``stacks:wsgi_app("mcp_full", "/tmp/a.log", "redis://...")``.
 
+    ``storage_options``: JSON, the Redis client options (``RATELIMIT_STORAGE_OPTIONS``).
     The app is wrapped in the CPU meter that ``worker_cpu.snapshot`` reads.
     """
     from worker_cpu import CPUMeter
 
+    options = json.loads(storage_options) if storage_options else None
     if stack == "bare":
         app = bare()
     elif stack == "floor":
-        app = redis_floor(storage_uri)
+        app = redis_floor(storage_uri, options)
     elif stack == "hand":
         app = hand_assembled(audit_path, storage_uri)
     elif stack == "mcp_full":
-        app = mcp_full(audit_path, storage_uri)
+        app = mcp_full(audit_path, storage_uri, storage_options=options)
     else:
         raise ValueError(f"unknown stack {stack!r}")
     return CPUMeter(app)

@@ -37,7 +37,7 @@ from .counters import Counter, Gate, Outcome, Window
 from .limits import Limit, key_limits, parse_limits
 from .redis_counters import make_counter, scope_tagger
 from .responses import add_headers, exceeded, key_advice, locked_out, reported_window
-from .storage import create_limiter, warn_if_memory_under_workers
+from .storage import create_limiter, own_connection_per_process, warn_if_memory_under_workers
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -130,6 +130,7 @@ class RateLimits:
                 "the Limiter passed to MCPAuth(limiter=...) is not initialised: create it with "
                 "Limiter(..., app=app) or call limiter.init_app(app) before MCPAuth"
             ) from None
+        own_connection_per_process(strategy.storage)
         rate_limits = cls(
             strategy,
             default_limits=default_limits,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from types import FrameType
+from typing import Any
 
 from flask import Flask
 from flask_limiter import Limiter
@@ -14,6 +16,7 @@ from flask_limiter.util import get_remote_address
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import MemoryStorage, Storage
 
+from .._forksafe import renew_after_fork
 from ..errors import ConfigError
 
 log = logging.getLogger("flask_mcp_auth.ratelimit")
@@ -49,6 +52,28 @@ def create_limiter(app: Flask, storage_uri: str) -> Limiter:
             f"({type(exc).__name__}: {reason})"
         ) from None
     return limiter
+
+
+def own_connection_per_process(storage: Storage) -> None:
+    """Give each forked worker its own connection when the Redis client keeps one.
+
+    With ``RATELIMIT_STORAGE_OPTIONS = {"single_connection_client": True}`` redis-py
+    opens that connection when the storage is built.  An app built before gunicorn
+    forks its workers (``--preload``) would leave every worker writing to, and reading
+    replies from, the same socket; a pooled client already checks the process id.  The
+    child gets a new connection, opened by its first command, and a new lock.
+    """
+    client = getattr(storage, "storage", None)  # limits' Redis storages keep it there
+    if getattr(client, "connection", None) is not None:
+        renew_after_fork(client, _new_connection)
+
+
+def _new_connection(client: Any) -> None:
+    # The parent's connection object closes only its file descriptor in the child:
+    # redis-py shuts a socket down only in the process that opened it.
+    client.connection = client.connection_pool.make_connection()
+    if hasattr(client, "single_connection_lock"):  # redis-py 6 and later
+        client.single_connection_lock = threading.RLock()
 
 
 def server_worker_count() -> int | None:
@@ -111,4 +136,9 @@ def warn_if_memory_under_workers(storage: Storage, oauth: bool = False) -> None:
     log.warning(message)
 
 
-__all__ = ["create_limiter", "server_worker_count", "warn_if_memory_under_workers"]
+__all__ = [
+    "create_limiter",
+    "own_connection_per_process",
+    "server_worker_count",
+    "warn_if_memory_under_workers",
+]

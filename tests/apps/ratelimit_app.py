@@ -7,13 +7,18 @@ by any key, so readiness checks do not use up a key's budget.
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask
 
 from flask_mcp_auth import MCPAuth
 
 
-def create_app() -> Flask:
+def create_app(storage_options: str = "") -> Flask:
+    """``storage_options``: JSON for RATELIMIT_STORAGE_OPTIONS (the Redis client's options)."""
     app = Flask(__name__)
+    if storage_options:
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = json.loads(storage_options)
     auth = MCPAuth(app)
 
     @app.get("/health")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from support.servers import RedisServer, get
+from support.servers import RedisMonitor, RedisServer, get, require_executable
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("redis")
@@ -51,6 +51,31 @@ def test_two_servers_on_one_redis_enforce_one_global_limit(
     assert Counter(statuses) == {200: limit, 429: limit}
     # Each server on its own would still allow requests; the shared count refuses at both.
     assert [hit(first.url), hit(second.url)] == [429, 429]
+
+
+ONE_CONNECTION = "ratelimit_app:create_app('{\"single_connection_client\": true}')"
+
+
+@pytest.mark.parametrize("extra_args", [(), ("--preload",)], ids=["per-worker", "preload"])
+def test_one_connection_per_worker_even_when_the_app_is_built_before_the_fork(
+    redis_server: RedisServer, start_gunicorn: Any, tmp_path: Any, extra_args: tuple[str, ...]
+) -> None:
+    """single_connection_client (the set-up docs/rate-limiting.md recommends): each worker
+    counts on a connection of its own, never on one its parent opened (with --preload the
+    app, and redis-py's connection, exist before gunicorn forks)."""
+    limit = 12
+    server = start_gunicorn(2, environment(limit, redis_server.url), extra_args, ONE_CONNECTION)
+    monitor = RedisMonitor(require_executable("redis-cli"), [redis_server.port], tmp_path)
+    monitor.start()
+    try:
+        with ThreadPoolExecutor(max_workers=3 * limit) as pool:
+            statuses = Counter(pool.map(lambda _: hit(server.url), range(3 * limit)))
+    finally:
+        commands = monitor.stop()[redis_server.port]
+    assert statuses == {200: limit, 429: 2 * limit}
+    # Both workers served; had they shared the parent's socket, Redis would see one client.
+    counting = {address for address, command, *_ in commands if command == "EVALSHA"}
+    assert len(counting) == 2, commands
 
 
 @pytest.mark.parametrize("extra_args", [(), ("--preload",)], ids=["per-worker", "preload"])
