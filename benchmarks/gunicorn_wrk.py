@@ -34,8 +34,16 @@ from common import (
     wait_until,
 )
 
-GUNICORN_STACKS = ("bare", "mcp_full_memory", "floor_redis", "mcp_full_redis", "hand_redis")
-REDIS_STACKS = ("floor_redis", "mcp_full_redis", "hand_redis")
+REDIS_STACKS = (
+    "floor_redis",
+    "mcp_full_redis",
+    "floor_redis_one",
+    "mcp_full_redis_one",
+    "hand_redis",
+)
+GUNICORN_STACKS = ("bare", "mcp_full_memory", *REDIS_STACKS)
+#: The Redis client options of the ``_one`` rows: one connection per worker, not a pool.
+ONE_CONNECTION = '{\\"single_connection_client\\": true}'
 WORKERS = 2
 
 
@@ -144,6 +152,10 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
             specs["floor_redis"] = f'stacks:wsgi_app("floor", "", "{redis_uri}")'
             audit = workdir / "gunicorn-mcp-redis-audit.log"
             specs["mcp_full_redis"] = f'stacks:wsgi_app("mcp_full", "{audit}", "{redis_uri}")'
+            one = f'"{redis_uri}", "{ONE_CONNECTION}"'
+            specs["floor_redis_one"] = f'stacks:wsgi_app("floor", "", {one})'
+            audit = workdir / "gunicorn-mcp-redis-one-audit.log"
+            specs["mcp_full_redis_one"] = f'stacks:wsgi_app("mcp_full", "{audit}", {one})'
             if not httpauth_note:
                 audit = workdir / "gunicorn-hand-audit.log"
                 specs["hand_redis"] = f'stacks:wsgi_app("hand", "{audit}", "{redis_uri}")'
@@ -169,9 +181,10 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
             for name in REDIS_STACKS:
                 if name in ports:
                     result.round_trips[name] = redis_round_trips_per_request(redis_uri, ports[name])
-            floor = result.round_trips.get("floor_redis")
-            if floor is not None and round(floor) != 1:
-                raise RuntimeError(f"the floor row made {floor:.2f} Redis round trips a request")
+            for name in ("floor_redis", "floor_redis_one"):
+                floor = result.round_trips.get(name)
+                if floor is not None and round(floor) != 1:
+                    raise RuntimeError(f"{name} made {floor:.2f} Redis round trips a request")
     return result
 
 

@@ -94,6 +94,9 @@ WHAT_EACH_STACK_IS = [
     "request, through a client built as `limits` builds the storage's "
     "(`redis.from_url`). Exact counting shared by several workers cannot cost less than "
     "that round trip; the full Redis stack's ratio to this row says how close it comes.",
+    "- **One connection per worker**: the floor and the full Redis stack again with "
+    '`RATELIMIT_STORAGE_OPTIONS = {"single_connection_client": True}`: redis-py keeps '
+    "one connection instead of taking one from its pool for every command.",
     "- **CPU inside the workers**: every gunicorn stack is wrapped in a meter "
     "(`benchmarks/worker_cpu.py`) that adds up the thread's CPU time around each WSGI "
     "call and reports it with the worker process's CPU time. The CPU table is the "

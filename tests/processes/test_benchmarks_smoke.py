@@ -36,6 +36,8 @@ IN_PROCESS_ROWS = (
 GUNICORN_ROWS = (
     "bare Flask + one EVALSHA per request (the one-round-trip floor)",
     "flask-mcp-auth full, Redis storage",
+    "the floor, one Redis connection per worker",
+    "flask-mcp-auth full, Redis, one connection per worker",
     "Flask-HTTPAuth + flask-limiter + audit line, Redis storage",
 )
 HTTPAUTH_ROWS = IN_PROCESS_ROWS[1], IN_PROCESS_ROWS[3]
@@ -103,9 +105,9 @@ def test_gunicorn_rows_have_throughput_and_worker_cpu(
 ) -> None:
     written = gunicorn_smoke_run[1]
     rows = table_rows(written)
-    served = list(GUNICORN_ROWS[:2])  # the hand-assembled row needs Flask-HTTPAuth
+    served = list(GUNICORN_ROWS[:4])  # the hand-assembled row needs Flask-HTTPAuth
     if importlib.util.find_spec("flask_httpauth") is not None:
-        served.append(GUNICORN_ROWS[2])
+        served.append(GUNICORN_ROWS[4])
     for label in ("bare Flask", "flask-mcp-auth full (limits + audit), 10 keys", *served):
         requests_per_second, ratio = rows[label][-2:]
         assert float(requests_per_second.replace(",", "")) > 0, label
@@ -117,10 +119,11 @@ def test_gunicorn_rows_have_throughput_and_worker_cpu(
         application, _, worker, _ = cells
         assert 0 < float(application) < float(worker), label
     # The floor is one round trip a request; the extension's full stack too (MONITOR counts).
-    for label in GUNICORN_ROWS[:2]:
+    for label in GUNICORN_ROWS[:4]:
         count = re.search(re.escape(label) + r": ([\d.]+)[;.]", written)
         assert count is not None and round(float(count.group(1))) == 1, label
     assert "gunicorn, full with Redis >= 0.90x the one-round-trip floor: " in written
+    assert "gunicorn, the same >= 0.90x the floor with one connection per worker: " in written
 
 
 def test_measured_rows_have_numbers(smoke_run: tuple[str, str]) -> None:
