@@ -10,6 +10,8 @@ from typing import Any
 import stacks
 from common import call, make_environ
 
+from flask_mcp_auth.audit import flush
+
 Check = Callable[[Any, dict[str, Any]], None]
 
 
@@ -37,6 +39,7 @@ def expect_audit_line(path: Path) -> Check:
     def check(app: Any, environ: dict[str, Any]) -> None:
         before = path.stat().st_size if path.exists() else 0
         call(app, environ)
+        flush()  # the line may still be in the batch that is written within 100 ms
         if not path.exists() or path.stat().st_size <= before:
             raise AssertionError(f"no audit line was written to {path}")
 

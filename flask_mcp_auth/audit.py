@@ -13,11 +13,11 @@ Everything an event says comes from the request context
 :class:`~flask_mcp_auth.errors.MCPAuthError` that refused the request, so the
 reason is right even when an ``app.errorhandler(401)`` replaced the body.
 
-Where the lines go is ``MCP_AUDIT_LOG``: ``stderr`` (the default when the
-application configured no handler on the logger), ``stdout``, a file path, or
-``off``.  A failed write never fails the request: it is reported as an error
-on the ``flask_mcp_auth`` logger, at most once a minute (on stderr when the
-application configured no logging: :mod:`flask_mcp_auth.logs`).
+Where the lines go, and when they are written, is :mod:`flask_mcp_auth.audit_output`.
+A line is assembled from JSON fragments rather than by encoding a dict: the
+fragment of a key (name, fingerprint, user id, role) is encoded once per key, and
+every other value is escaped as ``json.dumps`` would (the tests check it, byte for
+byte, against ``json.dumps`` on hostile input).
 """
 
 from __future__ import annotations
@@ -27,22 +27,24 @@ import json
 import logging
 import os
 import re
-import sys
-import threading
 import time
-from logging.handlers import WatchedFileHandler
 from typing import Any
 
-from flask import request
+from flask import Request, request
 from werkzeug.wrappers import Response
 
-from . import context
+from . import audit_output, context
+from .audit_output import (
+    AUDIT_LOGGER,
+    audit_enabled,
+    audit_log,
+    configure_audit_output,
+    flush,
+    write_event,
+)
 from .context import RequestContext
-from .logs import StderrHandler
-
-AUDIT_LOGGER = "flask_mcp_auth.audit"
-audit_log = logging.getLogger(AUDIT_LOGGER)
-log = logging.getLogger("flask_mcp_auth")
+from .keys.model import APIKey
+from .principal import Principal
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: A caller's request id is kept if it is 1-128 characters of this safe set.
@@ -52,182 +54,6 @@ AUTH_SUCCESS = "auth_success"
 AUTH_FAILURE = "auth_failure"
 FORBIDDEN = "forbidden"
 RATE_LIMITED = "rate_limited"
-
-_STREAMS = ("stderr", "stdout")
-OFF = "off"
-
-#: How often (seconds) a failing audit destination is reported.
-FAILURE_REPORT_INTERVAL = 60.0
-#: How often (seconds) an audit file is checked for rotation (renamed or deleted).
-ROTATION_CHECK_INTERVAL = 1.0
-
-
-# -- where the lines go ---------------------------------------------------------
-
-
-class _FailureReporter:
-    """Reports failed audit writes: the first one, then at most once an interval."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last_report = float("-inf")
-        self._lost = 0
-
-    def __call__(self, error: BaseException | None) -> None:
-        with self._lock:
-            self._lost += 1
-            now = time.monotonic()
-            if now - self._last_report < FAILURE_REPORT_INTERVAL:
-                return
-            lost, self._lost, self._last_report = self._lost, 0, now
-        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-        # With no logging configured, the package's stderr fallback prints it.
-        log.error(
-            "could not write the audit log (%s); %d audit line(s) lost since the last "
-            "report. Requests are still being served.",
-            what,
-            lost,
-        )
-
-
-report_write_failure = _FailureReporter()
-
-
-class _OwnedHandler(logging.Handler):
-    """Base of the handlers this module installs: they report failures, never raise."""
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        report_write_failure(sys.exc_info()[1])
-
-    def format(self, record: logging.LogRecord) -> str:
-        return record.getMessage()  # the line is already the JSON object
-
-    def write_line(self, line: str) -> None:
-        """Write one line without building a LogRecord: the per-request fast path."""
-        self.acquire()
-        try:
-            self._write_line(line)
-        except Exception as error:
-            report_write_failure(error)
-        finally:
-            self.release()
-
-    def _write_line(self, line: str) -> None:
-        raise NotImplementedError
-
-
-class _AuditStreamHandler(_OwnedHandler, StderrHandler):
-    def _write_line(self, line: str) -> None:
-        stream = self.stream
-        stream.write(line + "\n")
-        stream.flush()
-
-
-class _AuditFileHandler(_OwnedHandler, WatchedFileHandler):
-    """Appends to a file; reopens it after log rotation, retries opening after a failure.
-
-    Rotation is checked (a ``stat`` of the path) at most every
-    ROTATION_CHECK_INTERVAL seconds, not for every line, where it cost about
-    as much as the rest of the write.  Lines written in between still land,
-    in the file that was just renamed.
-    """
-
-    _next_rotation_check = 0.0
-
-    def _write_line(self, line: str) -> None:
-        now = time.monotonic()
-        if now >= self._next_rotation_check:
-            self._next_rotation_check = now + ROTATION_CHECK_INTERVAL
-            self.reopenIfNeeded()
-        if self.stream is None:
-            self.stream = self._open()
-        self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-#: The handler lines can be written to directly, while it is the logger's only output.
-_direct_handler: _OwnedHandler | None = None
-
-
-def _write_event(line: str) -> None:
-    handler = _direct_handler
-    handlers = audit_log.handlers
-    if (
-        handler is not None
-        and len(handlers) == 1
-        and handlers[0] is handler
-        and not audit_log.propagate
-        and not audit_log.filters
-        and not handler.filters
-    ):
-        handler.write_line(line)  # the same bytes logging would write, without a LogRecord
-    else:
-        audit_log.info(line)  # the application added handlers or filters: honour them
-
-
-def _owned(handler: logging.Handler) -> bool:
-    return isinstance(handler, _OwnedHandler)
-
-
-_saved_propagate: list[bool] = []
-
-
-def audit_enabled(destination: str | None) -> bool:
-    """False when ``MCP_AUDIT_LOG`` is ``off``: then no hooks run and nothing costs."""
-    return (destination or "").strip().lower() != OFF
-
-
-def configure_audit_output(destination: str | None) -> logging.Handler | None:
-    """Point the audit logger at ``destination`` (an ``MCP_AUDIT_LOG`` value).
-
-    None: stderr unless the application put a handler on the logger.  Logging
-    is process-wide: the last call wins.  Returns the handler installed, if any.
-    """
-    global _direct_handler
-    _direct_handler = None
-    for previous in [h for h in audit_log.handlers if _owned(h)]:
-        audit_log.removeHandler(previous)
-        try:
-            previous.close()
-        except OSError as error:  # flushing what was left failed (e.g. a full disk)
-            report_write_failure(error)
-    if _saved_propagate:
-        audit_log.propagate = _saved_propagate.pop()
-    audit_log.disabled = False  # logging.config.dictConfig may have disabled it
-    if audit_log.level == logging.NOTSET:
-        audit_log.setLevel(logging.INFO)
-
-    target = (destination or "").strip()
-    if target.lower() == OFF:
-        return None
-    if not target:
-        if audit_log.handlers:
-            return None  # the application chose where audit lines go
-        target = "stderr"
-
-    handler: _OwnedHandler
-    if target.lower() in _STREAMS:
-        handler = _AuditStreamHandler(target.lower())
-    else:
-        path = os.path.abspath(os.path.expanduser(target))
-        handler = _AuditFileHandler(path, encoding="utf-8", delay=True)
-        _check_writable(path)
-    audit_log.addHandler(handler)
-    audit_log.setLevel(logging.INFO)
-    # The lines go where MCP_AUDIT_LOG says, once, not also to the root logger.
-    _saved_propagate.append(audit_log.propagate)
-    audit_log.propagate = False
-    _direct_handler = handler
-    return handler
-
-
-def _check_writable(path: str) -> None:
-    """Report an unwritable audit file at start-up; requests are served regardless."""
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as error:
-        report_write_failure(error)
 
 
 # -- per request ------------------------------------------------------------------
@@ -267,7 +93,8 @@ def begin_request(request_context: RequestContext, environ: dict[str, Any]) -> N
 
 def finish_request(response: Response) -> Response:
     """The ``after_request`` hook: X-Request-ID on every response, the event where due."""
-    request_context = context.current()
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    request_context = context.of(req.environ)
     status = response.status_code
     if request_context is None:  # an earlier before_request hook answered: no credential read
         request_id = request_id_from(None)
@@ -281,16 +108,23 @@ def finish_request(response: Response) -> Response:
     if not audit_log.isEnabledFor(logging.INFO):
         return response
     try:
-        _write_event(_event_line(request_context, status, source, request_id))
+        write_event(_event_line(req, request_context, status, source, request_id))
     except Exception as error:  # a handler the application added raised
-        report_write_failure(error)
+        audit_output.report_write_failure(error)
     return response
 
 
-# One compact encoder for every line: json.dumps(..., separators=...) builds a new
-# JSONEncoder per call.
-_encode_line = json.JSONEncoder(separators=(",", ":")).encode
+# -- the line ---------------------------------------------------------------------------
 
+#: A string as json.dumps writes it (ASCII, the C encoder when there is one).
+_escape = json.encoder.encode_basestring_ascii
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else _escape(value)
+
+
+#: The second last formatted, and its text.
 _second_prefix: tuple[int, str] = (0, "")
 
 
@@ -306,13 +140,63 @@ def _timestamp() -> str:
     return f"{prefix}.{int((now - second) * 1000):03d}Z"
 
 
-def _event_line(
-    request_context: RequestContext | None, status: int, source: str | None, request_id: str
+#: ',"event":...,"reason":' for each event, encoded once.
+_EVENT_FRAGMENTS = {
+    event: f',"event":"{event}","reason":'
+    for event in (AUTH_SUCCESS, AUTH_FAILURE, FORBIDDEN, RATE_LIMITED)
+}
+
+#: The name, key_fingerprint, user_id and role fields of a key, encoded once per key
+#: object (identity: APIKey's own hash and equality compare every field). Each entry
+#: holds its key, so an id is not reused while cached; bounded, as keys are reloaded.
+_key_fragments: dict[int, tuple[APIKey, str]] = {}
+_anonymous_fragments: dict[str | None, str] = {}
+KEY_FRAGMENT_CACHE_SIZE = 4096
+
+
+def _key_fragment(key: APIKey) -> str:
+    cached = _key_fragments.get(id(key))
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    fragment = _fields_fragment(key.name, key.fingerprint, key.user_id, key.role)
+    if len(_key_fragments) >= KEY_FRAGMENT_CACHE_SIZE:
+        _key_fragments.clear()
+    _key_fragments[id(key)] = (key, fragment)
+    return fragment
+
+
+def _no_key_fragment(role: str | None) -> str:
+    fragment = _anonymous_fragments.get(role)
+    if fragment is None:
+        fragment = _anonymous_fragments[role] = _fields_fragment(None, None, None, role)
+    return fragment
+
+
+def _fields_fragment(
+    name: str | None, fingerprint: str | None, user_id: str | None, role: str | None
 ) -> str:
-    principal = request_context.principal if request_context is not None else None
-    error = request_context.error if request_context is not None else None
-    if error is not None and request_context is not None and request_context.error_status != status:
-        error = None  # raised, then handled by the application: not this response's cause
+    return (
+        f',"name":{_json_str(name)},"key_fingerprint":{_json_str(fingerprint)}'
+        f',"user_id":{_json_str(user_id)},"role":{_json_str(role)}'
+    )
+
+
+def _event_line(
+    req: Request,
+    request_context: RequestContext | None,
+    status: int,
+    source: str | None,
+    request_id: str,
+) -> str:
+    principal: Principal | None
+    if request_context is not None:
+        principal = request_context.principal
+        error = request_context.error
+        if error is not None and request_context.error_status != status:
+            error = None  # raised, then handled by the application: not this response's cause
+        started = request_context.started
+    else:
+        principal = error = started = None
     authenticated = principal is not None and principal.is_authenticated
     if status == 429:
         event = RATE_LIMITED
@@ -328,29 +212,23 @@ def _event_line(
         key = error.key
     else:
         key = None
-    started = request_context.started if request_context is not None else None
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    fields = {
-        "ts": _timestamp(),
-        "event": event,
-        "reason": error.reason if error is not None else None,
-        "name": key.name if key is not None else None,
-        "key_fingerprint": key.fingerprint if key is not None else None,
-        "user_id": key.user_id if key is not None else None,
-        "role": key.role if key is not None else (principal.role if principal else None),
-        "method": req.method,
-        "path": req.path,
-        "status": status,
-        "remote_addr": req.remote_addr,
-        "credential_source": source,
-        "request_id": request_id,
-        "duration_ms": (
-            round((time.perf_counter() - started) * 1000, 3) if started is not None else None
-        ),
-    }
-    if principal is not None and principal.oauth_client_id is not None:
-        fields["oauth_client_id"] = principal.oauth_client_id  # a token: which client used it
-    return _encode_line(fields)
+    if key is not None:
+        key_fields = _key_fragment(key)
+    else:
+        key_fields = _no_key_fragment(principal.role if principal is not None else None)
+    duration = (
+        repr(round((time.perf_counter() - started) * 1000, 3)) if started is not None else "null"
+    )
+    client = principal.oauth_client_id if principal is not None else None
+    # A token: which client used it.
+    oauth_fields = "" if client is None else f',"oauth_client_id":{_escape(client)}'
+    return (
+        f'{{"ts":"{_timestamp()}"{_EVENT_FRAGMENTS[event]}'
+        f"{_json_str(error.reason if error is not None else None)}{key_fields}"
+        f',"method":{_escape(req.method)},"path":{_escape(req.path)},"status":{int(status)}'
+        f',"remote_addr":{_json_str(req.remote_addr)},"credential_source":{_json_str(source)}'
+        f',"request_id":{_escape(request_id)},"duration_ms":{duration}{oauth_fields}}}'
+    )
 
 
 __all__ = [
@@ -364,5 +242,6 @@ __all__ = [
     "begin_request",
     "configure_audit_output",
     "finish_request",
+    "flush",
     "request_id_from",
 ]

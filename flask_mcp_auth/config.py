@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Any
 
+from .audit_output import DEFAULT_FLUSH_MS, MAX_FLUSH_MS
 from .credentials import DEFAULT_ACCEPT_BEARER, DEFAULT_HEADER, DEFAULT_QUERY_PARAM, DEFAULT_REALM
 from .errors import ConfigError
 from .oauth.urls import DEFAULT_REDIRECT_URIS, RedirectRules, canonical_issuer
@@ -185,6 +186,22 @@ def parse_positive_int(name: str, value: Any) -> int:
     return number
 
 
+def parse_flush_ms(name: str, value: Any) -> int:
+    """MCP_AUDIT_FLUSH_MS: whole milliseconds from 0 (no batching) to MAX_FLUSH_MS."""
+    expected = f"expected a whole number of milliseconds from 0 to {MAX_FLUSH_MS}"
+    try:
+        number = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}: {expected}, got {value!r}") from None
+    if (
+        isinstance(value, bool)
+        or (isinstance(value, float) and number != value)
+        or not 0 <= number <= MAX_FLUSH_MS
+    ):
+        raise ConfigError(f"{name}: {expected} (0 writes each line at once), got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -331,6 +348,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Where audit lines (one JSON object per key use, 403 and 429) go: 'stderr', 'stdout', "
         "a file path, or 'off'. Unset: stderr, unless the application configured a handler "
         "on the 'flask_mcp_auth.audit' logger.",
+    ),
+    Setting(
+        "MCP_AUDIT_FLUSH_MS",
+        "audit_flush_ms",
+        DEFAULT_FLUSH_MS,
+        parse_flush_ms,
+        f"Milliseconds (0-{MAX_FLUSH_MS}) an audit line may wait to be written with the lines "
+        "after it, in one write, by the extension's own stderr/stdout/file handler; batches "
+        "are also written at exit, on SIGTERM and before fork(). 0: each line is written and "
+        "flushed as it is produced.",
     ),
     Setting(
         "MCP_DEBUG",

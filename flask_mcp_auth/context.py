@@ -11,7 +11,7 @@ around several requests), and a request whose hook never ran (an earlier
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import has_request_context, request
 from werkzeug.local import LocalProxy
@@ -63,7 +63,12 @@ def current() -> RequestContext | None:
     """The current request's context; None outside a request or before the hook ran."""
     if not has_request_context():
         return None
-    context: RequestContext | None = request.environ.get(_ENVIRON_KEY)
+    return of(request.environ)
+
+
+def of(environ: dict[str, Any]) -> RequestContext | None:
+    """The context of the request whose WSGI environ is ``environ``, if the hook ran."""
+    context: RequestContext | None = environ.get(_ENVIRON_KEY)
     return context
 
 
@@ -85,4 +90,12 @@ def principal() -> Principal:
 #: :func:`principal` as a proxy: ``current_principal.role`` and so on.
 current_principal: Principal = LocalProxy(principal)  # type: ignore[assignment]
 
-__all__ = ["RequestContext", "begin", "current", "current_principal", "principal", "record_refusal"]
+__all__ = [
+    "RequestContext",
+    "begin",
+    "current",
+    "of",
+    "current_principal",
+    "principal",
+    "record_refusal",
+]

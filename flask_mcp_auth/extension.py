@@ -88,7 +88,7 @@ class MCPAuth:
         if state.keys.path is not None and settings["MCP_API_KEYS_RELOAD_ON_SIGHUP"]:
             install_sighup_handler()
         if audit:
-            configure_audit_output(settings["MCP_AUDIT_LOG"])
+            configure_audit_output(settings["MCP_AUDIT_LOG"], settings["MCP_AUDIT_FLUSH_MS"])
         app.before_request(
             RequestGuard(state, Authorizer(app, self._rules, state.exempt_endpoints), audit)
         )

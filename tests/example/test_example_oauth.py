@@ -37,7 +37,7 @@ import pytest
 from dotenv import dotenv_values
 from support.example import DEMO_DOTENV, example_gunicorn, tool_text
 from support.keyfiles import write_atomically
-from support.servers import GunicornServer, RedisServer, require_executable
+from support.servers import GunicornServer, RedisServer, require_executable, wait_for
 
 
 def _require(module: str) -> None:
@@ -425,8 +425,17 @@ def test_sign_in_tools_expiry_and_refresh_across_workers(short_server: OAuthServ
     )
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
-    # The audit log: the sign-in with the key, then the MCP calls with the token.
-    events = server.audit_events()
+    # The audit log: the sign-in with the key, then the MCP calls with the token (each
+    # worker writes its batch within 100 ms).
+    events = wait_for(
+        lambda: (
+            (found := server.audit_events())
+            and any(e["credential_source"] == "signin" for e in found)
+            and sum(e["credential_source"] == "oauth" for e in found) >= 5
+            and found
+        ),
+        "the sign-in's and the token's audit lines",
+    )
     signins = [e for e in events if e["credential_source"] == "signin"]
     assert [(e["event"], e["path"], e["status"]) for e in signins] == [
         ("auth_success", "/authorize", 302)
@@ -472,11 +481,19 @@ def test_a_wrong_key_gets_the_form_again_then_the_right_key_signs_in(
     assert again == first_fields
     assert right.status == 302 and "code=" in (right.location or "")
     assert [t.status for t in traffic.of("POST", "/token")] == [200]
-    signins = [e for e in server.audit_events() if e["credential_source"] == "signin"]
-    assert ("auth_failure", 401, None) in [(e["event"], e["status"], e["name"]) for e in signins]
-    assert ("auth_success", 302, "Demo Reader") in [
-        (e["event"], e["status"], e["name"]) for e in signins
-    ]
+    wanted = {("auth_failure", 401, None), ("auth_success", 302, "Demo Reader")}
+    # Each worker writes its batch of audit lines within 100 ms.
+    wait_for(
+        lambda: (
+            wanted
+            <= {
+                (e["event"], e["status"], e["name"])
+                for e in server.audit_events()
+                if e["credential_source"] == "signin"
+            }
+        ),
+        "the sign-in's audit lines",
+    )
 
 
 # -- 3. deny ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 
 from flask_mcp_auth import MCPAuth
+from flask_mcp_auth.audit import flush as flush_audit_lines
 
 KEYS_A = json.dumps({"key-a": {"name": "A", "role": "user", "rateLimit": {"requestsPerMinute": 5}}})
 KEYS_B = json.dumps({"key-b": {"name": "B", "role": "admin"}})
@@ -89,6 +90,7 @@ def test_a_request_context_never_carries_over_to_the_next_request(capsys) -> Non
         assert client.get("/who", headers={"X-API-Key": "key-a"}).get_json() == {"name": "A"}
         assert client.get("/who", headers={"X-API-Key": "wrong"}).status_code == 401
         assert client.get("/who").get_json() == {"name": None}
+    flush_audit_lines()
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # Two credentialed requests, two lines; the anonymous one writes none.
     assert [(e["event"], e["reason"]) for e in events] == [

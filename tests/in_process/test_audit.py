@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from support.audit import RecordingHandler
 
-from flask_mcp_auth import audit
+from flask_mcp_auth import audit, audit_output
 from flask_mcp_auth.audit import AUDIT_LOGGER, REQUEST_ID_HEADER
 from flask_mcp_auth.keys.model import fingerprint
 
@@ -258,6 +258,7 @@ def test_control_characters_in_the_path_stay_on_one_line(audit_app, tmp_path):
     log_file = tmp_path / "audit.log"
     client = audit_app(MCP_AUDIT_LOG=str(log_file)).test_client()
     client.get("/data%0a%7B%22event%22:%22forged%22%7D", headers={"X-API-Key": "live-key"})
+    audit.flush()
     lines = log_file.read_text().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["path"] == '/data\n{"event":"forged"}'
@@ -270,6 +271,7 @@ def test_default_is_stderr_one_json_object_per_line(audit_app, capsys):
     client = audit_app().test_client()
     client.get("/data", headers={"X-API-Key": "live-key"})
     client.get("/data", headers={"X-API-Key": "wrong"})
+    audit.flush()
     err = capsys.readouterr().err
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert [e["event"] for e in events] == ["auth_success", "auth_failure"]
@@ -277,12 +279,14 @@ def test_default_is_stderr_one_json_object_per_line(audit_app, capsys):
 
 def test_an_application_handler_replaces_the_stderr_default(audit_app, audit_records, capsys):
     audit_app().test_client().get("/data", headers={"X-API-Key": "live-key"})
+    audit.flush()
     assert '"event"' not in capsys.readouterr().err
     assert len(audit_records.events()) == 1
 
 
 def test_stdout_destination(audit_app, capsys):
     audit_app(MCP_AUDIT_LOG="stdout").test_client().get("/data", headers={"X-API-Key": "live-key"})
+    audit.flush()
     out = capsys.readouterr().out
     assert json.loads(out.strip())["event"] == "auth_success"
 
@@ -293,6 +297,7 @@ def test_file_destination_from_the_environment(audit_app, tmp_path, monkeypatch)
     client = audit_app().test_client()
     client.get("/data", headers={"X-API-Key": "live-key"})
     client.get("/forbidden")
+    audit.flush()
     events = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [e["event"] for e in events] == ["auth_success", "forbidden"]
 
@@ -322,7 +327,7 @@ def test_logger_level_set_by_the_application_silences_events(audit_app, audit_re
 @pytest.fixture
 def failure_reports(monkeypatch: pytest.MonkeyPatch) -> RecordingHandler:
     """Reports of failed audit writes, with a fresh once-a-minute throttle."""
-    monkeypatch.setattr(audit, "report_write_failure", audit._FailureReporter())
+    monkeypatch.setattr(audit_output, "report_write_failure", audit_output._FailureReporter())
     handler = RecordingHandler()
     logger = logging.getLogger("flask_mcp_auth")
     logger.addHandler(handler)
@@ -352,8 +357,10 @@ def test_full_disk_does_not_break_requests(audit_app, failure_reports):
     client = audit_app(MCP_AUDIT_LOG="/dev/full").test_client()
     response = client.get("/data", headers={"X-API-Key": "live-key"})
     assert response.status_code == 200
+    audit.flush()  # the batch holding the line is written (and fails) now
     errors = [r.getMessage() for r in failure_reports.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "No space left on device" in errors[0]
+    assert "1 audit line(s) lost" in errors[0]
 
 
 def test_a_raising_application_handler_does_not_break_requests(audit_app, failure_reports):
@@ -377,7 +384,7 @@ def test_a_raising_application_handler_does_not_break_requests(audit_app, failur
 def test_failure_report_reaches_stderr_without_any_logging_configured(
     audit_app, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(audit, "report_write_failure", audit._FailureReporter())
+    monkeypatch.setattr(audit_output, "report_write_failure", audit_output._FailureReporter())
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # no logging configured at all
     app: Flask = audit_app(MCP_AUDIT_LOG=str(tmp_path / "missing-dir" / "sub" / "audit.log"))
     assert app.test_client().get("/data", headers={"X-API-Key": "live-key"}).status_code == 200
@@ -406,6 +413,7 @@ def test_handlers_and_filters_added_after_init_app_are_honoured(audit_app, tmp_p
     finally:
         logger.removeFilter(drop_rate_limited)
     client.get("/data?api_key=wrong")
+    audit.flush()
     events = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
     assert events == ["auth_success", "forbidden", "auth_failure"]
 

@@ -13,8 +13,13 @@ import pytest
 from flask import Flask
 
 from flask_mcp_auth import MCPAuth
-from flask_mcp_auth import audit as audit_module
-from flask_mcp_auth.audit import ROTATION_CHECK_INTERVAL, _OwnedHandler, configure_audit_output
+from flask_mcp_auth import audit_output as audit_module
+from flask_mcp_auth.audit_output import (
+    ROTATION_CHECK_INTERVAL,
+    _OwnedHandler,
+    configure_audit_output,
+    flush,
+)
 
 KEYS = {"rotation-key": {"name": "Rotation", "role": "user", "permissions": ["*"]}}
 
@@ -67,6 +72,7 @@ def request_ids(path: Path) -> list[str]:
 def get(client: Any, request_id: str) -> None:
     headers = {"X-API-Key": "rotation-key", "X-Request-ID": request_id}
     assert client.get("/data", headers=headers).status_code == 200
+    flush()  # each line in its own batch: the rotation check runs per write
 
 
 def test_lines_follow_a_rotated_file_after_the_check_interval(

@@ -19,7 +19,7 @@ from flask import Flask
 from support.audit import RecordingHandler
 from support.keyfiles import write_atomically
 
-from flask_mcp_auth import audit
+from flask_mcp_auth import audit_output
 from flask_mcp_auth.logs import StderrFallbackHandler
 
 pytestmark = pytest.mark.usefixtures("clean_logging", "restore_sighup")
@@ -160,7 +160,7 @@ def test_an_audit_write_failure_is_one_line_on_stderr(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(audit, "report_write_failure", audit._FailureReporter())
+    monkeypatch.setattr(audit_output, "report_write_failure", audit_output._FailureReporter())
     with no_logging_configured():
         app: Any = audit_app(MCP_AUDIT_LOG=str(tmp_path / "missing" / "audit.log"))
         assert app.test_client().get("/data", headers={"X-API-Key": "live-key"}).status_code == 200

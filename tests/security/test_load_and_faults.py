@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.servers import GunicornServer, RedisServer, get
+from support.servers import GunicornServer, RedisServer, get, wait_for
 
 from flask_mcp_auth import generate_api_key
 
@@ -196,7 +196,13 @@ def test_load_across_workers_has_no_errors_and_no_over_admission(
     # The audit log: one line per request that presented a credential, none for the
     # anonymous reads, each with the status the caller got; written by four processes.
     assert all(o.echoed_id == o.request_id for o in outcomes)
-    events = audit_events(audit_log)
+    presented = {o.request_id for o in outcomes if o.planned.who != "anonymous"}
+
+    def every_line_written() -> list[dict[str, object]] | None:
+        found = audit_events(audit_log)  # each worker writes its batch within 100 ms
+        return found if presented <= {str(e["request_id"]) for e in found} else None
+
+    events = wait_for(every_line_written, "every audit line")
     by_request = Counter(str(e["request_id"]) for e in events)
     for outcome in outcomes:
         presented = outcome.planned.who != "anonymous"

@@ -46,6 +46,7 @@ from support.servers import RedisServer
 from werkzeug.test import TestResponse
 
 from flask_mcp_auth import generate_api_key, require_permission
+from flask_mcp_auth.audit import flush as flush_audit_lines
 from flask_mcp_auth.oauth import tokens as oauth_tokens
 
 pytestmark = pytest.mark.usefixtures("clean_logging")
@@ -731,6 +732,7 @@ def test_the_api_key_never_appears_anywhere(
     texts.append(caplog.text)
     texts.extend(record.getMessage() for record in caplog.records)
     texts.append(all_records.text())
+    flush_audit_lines()
     assert audit.exists()
     audit_text = audit.read_text()
     assert '"credential_source":"signin"' in audit_text

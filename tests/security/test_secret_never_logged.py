@@ -41,6 +41,7 @@ from flask_mcp_auth import (
     current_principal,
     generate_api_key,
 )
+from flask_mcp_auth.audit import flush as flush_audit_lines
 from flask_mcp_auth.credentials import Credential, extract_credential
 from flask_mcp_auth.keys.signing import SIGNATURE_LENGTH
 
@@ -182,6 +183,7 @@ def test_secrets_never_logged_by_the_development_server(
         responses[f"response {index}"] = text
     assert statuses == EXPECTED_STATUSES
 
+    flush_audit_lines()
     captured = capfd.readouterr()
     logs = all_records.text()
     audit_lines = audit_file.read_text().splitlines()

@@ -118,6 +118,7 @@ LAYERS: list[set[str]] = [
         "credentials",
         "keys.signing",
         "logs",
+        "audit_output",
         "debug",
         "keys",
     }
