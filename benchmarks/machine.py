@@ -19,6 +19,7 @@ PACKAGES = (
     "itsdangerous",
     "Flask-HTTPAuth",
     "redis",
+    "hiredis",
     "gunicorn",
 )
 
