@@ -78,7 +78,8 @@ class Resolver:
         if key.is_expired():
             log.debug("credential from %s: key %s expired: 401", credential.source, key.label)
             raise APIKeyExpired(key=key)
-        log.debug("credential from %s: key %s, role %s", credential.source, key.label, key.role)
+        if log.isEnabledFor(logging.DEBUG):  # key.label is built only for a line written
+            log.debug("credential from %s: key %s, role %s", credential.source, key.label, key.role)
         return principal
 
     @staticmethod
