@@ -3,9 +3,13 @@ store keeping one copy of what its keys have in common."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import pickle
 import traceback
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +22,14 @@ from support.seed import SEED_FULL_ENTRY_JSON, SEED_KEY
 
 from flask_mcp_auth import ConfigError, KeyStore
 from flask_mcp_auth.keys.model import fingerprint
-from flask_mcp_auth.keys.schema import ENTRY_FIELDS, RATE_LIMIT_FIELDS, parse_keys
+from flask_mcp_auth.keys.schema import (
+    ENTRY_FIELDS,
+    RATE_LIMIT_FIELDS,
+    SOURCE,
+    _parse_document,
+    _parse_well_formed,
+    parse_keys,
+)
 from flask_mcp_auth.roles import ROLES
 
 # A key id nobody could mistake for another string in a message.
@@ -107,6 +118,22 @@ def test_fingerprint_is_stable_short_and_depends_on_the_secret() -> None:
     assert fingerprint(SECRET_ID) != fingerprint(SECRET_ID + "x")
     assert fingerprint(SECRET_ID, "one") != fingerprint(SECRET_ID, "two")
     assert SECRET_ID not in fingerprint(SECRET_ID)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key_id=st.text(min_size=1, max_size=40),
+    secret=st.binary(min_size=1, max_size=150) | st.text(min_size=1, max_size=100),
+)
+def test_a_fingerprint_is_the_hmac_sha256_of_the_key_id(key_id: str, secret: str | bytes) -> None:
+    """Its definition, which audit lines, rate-limit storage keys and the status route
+    share across workers and restarts (keys longer than SHA-256's block included)."""
+    key = secret if isinstance(secret, bytes) else secret.encode()
+    expected = hmac.new(key, key_id.encode(), hashlib.sha256).hexdigest()[:12]
+    assert fingerprint(key_id, secret) == expected
+    assert (
+        fingerprint(key_id) == hashlib.sha256(b"flask-mcp-auth:" + key_id.encode()).hexdigest()[:12]
+    )
 
 
 # -- unset or empty -----------------------------------------------------------------
@@ -477,3 +504,96 @@ def test_the_expiry_example_in_the_message_is_in_the_future_and_accepted(
         [key] = parse_keys({"k": {"expiresAt": example}}).values()
         assert key.expires_at is not None and key.expires_at > today
         assert not key.is_expired()
+
+
+# -- the fast path of large stores ----------------------------------------------------
+
+_key_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+_some_text = st.text(max_size=6) | st.sampled_from(["Ops", " padded ", "é"])
+_valid_entries = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.none() | _some_text.filter(str.strip),
+        "userId": st.none() | _some_text.filter(str.strip),
+        "role": st.sampled_from(ROLES),
+        "permissions": st.lists(st.sampled_from(["read", " write ", "tools:*", "*"]), max_size=3),
+        "rateLimit": st.none()
+        | st.fixed_dictionaries(
+            {}, optional={field: st.none() | st.integers(1, 10**12) for field in RATE_LIMIT_FIELDS}
+        ),
+        "expiresAt": st.none()
+        | st.sampled_from(["2030-01-01T00:00:00Z", " 2031-06-01T12:00:00+02:00"]),
+    },
+)
+# Valid entries with a value of any other JSON type in one field (or an unknown field).
+_nearly_valid_entries = st.builds(
+    lambda entry, field, value: {**entry, field: value},
+    _valid_entries,
+    st.sampled_from((*ENTRY_FIELDS, "expiresat")),
+    _json_values,
+)
+
+
+def _parsed(raw: str, secret: str | None) -> dict[str, Any] | str:
+    try:
+        return _parse_document(raw, secret, SOURCE)
+    except ConfigError as error:
+        return str(error)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            _key_ids,
+            _valid_entries
+            | _nearly_valid_entries
+            | _entries
+            | st.just({"name": "\ud800 a lone surrogate", "userId": "\udfff"}),
+        ),
+        max_size=6,
+    ),
+    secret=st.none() | st.just("signing-secret"),
+)
+def test_the_fast_path_builds_what_the_full_validation_builds(
+    entries: list[tuple[str, Any]], secret: str | None
+) -> None:
+    """Keys equal field by field (fingerprints included), in the same order; anything the
+    full validation refuses goes to it, so every message stays the same."""
+    raw = json.dumps(dict(entries))
+    fast = _parse_well_formed(raw, secret)
+    expected = _parsed(raw, secret)
+    if isinstance(expected, str):
+        assert fast is None
+        with pytest.raises(ConfigError) as excinfo:
+            parse_keys(raw, secret)
+        assert str(excinfo.value) == expected
+    else:
+        assert list(parse_keys(raw, secret).items()) == list(expected.items())
+        if fast is not None:
+            assert list(fast.items()) == list(expected.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.dictionaries(_key_ids, _valid_entries, max_size=6),
+    secret=st.none() | st.just("signing-secret"),
+)
+def test_a_valid_store_takes_the_fast_path(entries: dict[str, Any], secret: str | None) -> None:
+    raw = json.dumps(entries)
+    fast = _parse_well_formed(raw, secret)
+    assert fast is not None
+    assert list(fast.items()) == list(_parse_document(raw, secret, SOURCE).items())
+    for key in fast.values():
+        assert key.fingerprint == fingerprint(key.key_id, secret)
+
+
+def test_keys_of_the_fast_path_are_frozen_and_pickle() -> None:
+    [key] = parse_keys(SEED_FULL_ENTRY_JSON, "signing-secret").values()
+    with pytest.raises(FrozenInstanceError):
+        key.role = "admin"  # type: ignore[misc]
+    copy = pickle.loads(pickle.dumps(key))
+    assert copy == key
+    assert copy.fingerprint == fingerprint(SEED_KEY, "signing-secret")
+    with pytest.raises(AttributeError):
+        key.no_such_field  # type: ignore[attr-defined]  # noqa: B018
