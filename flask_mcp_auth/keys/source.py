@@ -196,7 +196,7 @@ class StoreSource:
                 f"{self.label}: {len(shared)} key id(s) also defined in {SOURCE}; "
                 f"each key id must be defined in one place: {'; '.join(clashes)}"
             )
-        return KeyStore({**self._inline, **file_keys})
+        return KeyStore({**self._inline, **file_keys} if self._inline else file_keys)
 
     def _reload(self) -> None:
         try:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 from .model import APIKey, SecretIndex
 from .schema import SOURCE, parse_keys
 
 
-def _key_id_of(key: APIKey) -> str:
-    return key.key_id
-
-
 class KeyStore:
     """An immutable set of API keys, looked up by the presented key id in constant time."""
 
     def __init__(self, keys: Mapping[str, APIKey] | None = None) -> None:
-        self._index = SecretIndex(_key_id_of, (keys or {}).values())
+        self._index = SecretIndex(attrgetter("key_id"), (keys or {}).values())
         # Built on first use only (OAuth tokens name keys by fingerprint): a store of
         # 100,000 keys that never sees a token pays nothing for it.
         self._by_fingerprint: dict[str, APIKey] | None = None

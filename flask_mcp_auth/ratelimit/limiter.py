@@ -161,15 +161,20 @@ class RateLimits:
         pair = (key.requests_per_minute, key.requests_per_hour)
         limits = self._key_limits.get(pair)
         if limits is None:
-            items = key_limits(*pair)
-            limits = tuple(Limit.of(item) for item in items) if items else self.default_limits
-            self._key_limits[pair] = limits
+            limits = self._parse_limits(pair)
+        return limits
+
+    def _parse_limits(self, pair: tuple[int | None, int | None]) -> tuple[Limit, ...]:
+        items = key_limits(*pair)
+        limits = tuple(Limit.of(item) for item in items) if items else self.default_limits
+        self._key_limits[pair] = limits
         return limits
 
     def preload(self, keys: Iterable[APIKey]) -> None:
-        """Parse every key's limits now, so no request pays for it."""
-        for key in keys:
-            self.limits_for(key)
+        """Parse every key's limits now, so no request pays for it (once per distinct pair)."""
+        pairs = {(key.requests_per_minute, key.requests_per_hour) for key in keys}
+        for pair in pairs - self._key_limits.keys():
+            self._parse_limits(pair)
 
     # -- per request -------------------------------------------------------------------
 

@@ -10,4 +10,6 @@
 - ``keyfiles``: rewriting an ``MCP_API_KEYS_FILE`` atomically or in place.
 - ``example``: the example MCP service's test keys and the official ``mcp`` client.
 - ``hypothesis_profiles``: the ``ci`` and ``long`` profiles (``HYPOTHESIS_PROFILE``).
+- ``reference_schema``: the key-document validation before it was made fast for large
+  stores, which tests compare the package's keys and messages against.
 """

@@ -3,22 +3,31 @@ store keeping one copy of what its keys have in common."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import pickle
 import traceback
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import reference_schema as reference
 from support.clocks import frozen_clock
 from support.flask_app import build_app
 from support.seed import SEED_FULL_ENTRY_JSON, SEED_KEY
 
 from flask_mcp_auth import ConfigError, KeyStore
-from flask_mcp_auth.keys.model import fingerprint
-from flask_mcp_auth.keys.schema import ENTRY_FIELDS, RATE_LIMIT_FIELDS, parse_keys
+from flask_mcp_auth.keys.model import APIKey, fingerprint
+from flask_mcp_auth.keys.schema import (
+    ENTRY_FIELDS,
+    RATE_LIMIT_FIELDS,
+    parse_keys,
+)
 from flask_mcp_auth.roles import ROLES
 
 # A key id nobody could mistake for another string in a message.
@@ -107,6 +116,22 @@ def test_fingerprint_is_stable_short_and_depends_on_the_secret() -> None:
     assert fingerprint(SECRET_ID) != fingerprint(SECRET_ID + "x")
     assert fingerprint(SECRET_ID, "one") != fingerprint(SECRET_ID, "two")
     assert SECRET_ID not in fingerprint(SECRET_ID)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key_id=st.text(min_size=1, max_size=40),
+    secret=st.binary(min_size=1, max_size=150) | st.text(min_size=1, max_size=100),
+)
+def test_a_fingerprint_is_the_hmac_sha256_of_the_key_id(key_id: str, secret: str | bytes) -> None:
+    """Its definition, which audit lines, rate-limit storage keys and the status route
+    share across workers and restarts (keys longer than SHA-256's block included)."""
+    key = secret if isinstance(secret, bytes) else secret.encode()
+    expected = hmac.new(key, key_id.encode(), hashlib.sha256).hexdigest()[:12]
+    assert fingerprint(key_id, secret) == expected
+    assert (
+        fingerprint(key_id) == hashlib.sha256(b"flask-mcp-auth:" + key_id.encode()).hexdigest()[:12]
+    )
 
 
 # -- unset or empty -----------------------------------------------------------------
@@ -477,3 +502,155 @@ def test_the_expiry_example_in_the_message_is_in_the_future_and_accepted(
         [key] = parse_keys({"k": {"expiresAt": example}}).values()
         assert key.expires_at is not None and key.expires_at > today
         assert not key.is_expired()
+
+
+# -- large stores: the validation checks equal values once ----------------------------
+# tests/support/reference_schema.py is the validation as it was before: the same
+# keys and, for every invalid document, byte for byte the same message.
+
+_key_ids = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8) | st.just("")
+_some_text = st.text(max_size=6) | st.sampled_from(["Ops", " padded ", "é", "\ud800 lone"])
+# Values equal across JSON types (1 == 1.0 == true) next to valid ones: a value checked
+# once must never stand in for an equal value of another type.
+_tricky_numbers = st.sampled_from([1, 1.0, True, 0, 0.0, False, 60, 60.0, -1, None])
+
+
+class _Pairs(tuple[tuple[str, Any], ...]):
+    """A JSON object written member by member: its names may repeat."""
+
+
+def _objects(names: st.SearchStrategy[str], values: st.SearchStrategy[Any]) -> Any:
+    return st.lists(st.tuples(names, values), max_size=3).map(_Pairs)
+
+
+_values = st.recursive(
+    _tricky_numbers
+    | st.sampled_from(["user", "admin", "read", "*", " write ", "2030-01-01T00:00:00Z", ""])
+    | st.sampled_from(["2030-01-01", " 2031-06-01T12:00:00+02:00", "0001-01-01T00:00:00+01:00"])
+    | _some_text,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | _objects(st.sampled_from((*ENTRY_FIELDS, *RATE_LIMIT_FIELDS, "x")), children)
+    ),
+    max_leaves=6,
+)
+_limits = _objects(st.sampled_from((*RATE_LIMIT_FIELDS, "requestsperminute")), _tricky_numbers)
+_fields = st.sampled_from((*ENTRY_FIELDS, "expiresat"))
+_entry_values = (
+    st.tuples(st.just("rateLimit"), _limits)
+    | st.tuples(st.just("role"), st.sampled_from([*ROLES, 1, True, "root"]))
+    | st.tuples(st.just("permissions"), st.lists(st.sampled_from(["read", " x ", 1, ""])))
+    | st.tuples(_fields, _values)
+)
+_entries_of_fields = st.lists(_entry_values, max_size=4).map(_Pairs)
+_documents = st.lists(
+    st.tuples(_key_ids, _entries_of_fields | _objects(_fields, _values) | _values), max_size=5
+).map(_Pairs)
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, _Pairs):
+        return "{" + ", ".join(f"{json.dumps(n)}: {_json_text(v)}" for n, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+def _outcome(parse: Any, raw: Any, secret: str | None) -> list[tuple[str, APIKey]] | str:
+    try:
+        return list(parse(raw, secret).items())
+    except ConfigError as error:
+        return str(error)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=_documents, secret=st.none() | st.just("signing-secret"))
+def test_keys_and_every_message_are_those_of_the_reference_validation(
+    document: _Pairs, secret: str | None
+) -> None:
+    """From text (names may repeat) and from a mapping: the same keys in the same order,
+    fingerprints included, or the same message."""
+    raw = _json_text(document)
+    assert _outcome(parse_keys, raw, secret) == _outcome(reference.parse_keys, raw, secret)
+    mapping = json.loads(raw)
+    assert _outcome(parse_keys, mapping, secret) == _outcome(reference.parse_keys, mapping, secret)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    limit=st.lists(
+        st.tuples(st.sampled_from(RATE_LIMIT_FIELDS), st.sampled_from([1, 60])),
+        min_size=1,
+        max_size=2,
+        unique_by=lambda member: member[0],
+    ),
+    other_type=st.sampled_from([float, bool]),
+    changed=st.integers(0, 1),
+    copies=st.integers(1, 3),
+    role=st.sampled_from(["user", 1, True, 1.0]),
+)
+def test_a_value_checked_once_never_stands_in_for_an_equal_one_of_another_type(
+    limit: list[tuple[str, int]], other_type: type, changed: int, copies: int, role: Any
+) -> None:
+    """Valid limits, then the same limits with one value of another JSON type (1.0, true):
+    equal in Python, refused by the reference validation, so refused here too.
+    (tests/support/reference_schema.py checks each entry on its own.)"""
+    index = changed % len(limit)
+    name, value = limit[index]
+    variant = [*limit[:index], (name, other_type(value)), *limit[index + 1 :]]
+    entries = [_Pairs([("rateLimit", _Pairs(limit)), ("role", "user")])] * copies
+    entries.append(_Pairs([("rateLimit", _Pairs(variant)), ("role", role)]))
+    raw = _json_text(_Pairs((f"key-{n}", entry) for n, entry in enumerate(entries)))
+    for document in (raw, json.loads(raw)):  # from text and from a mapping
+        expected = _outcome(reference.parse_keys, document, None)
+        assert isinstance(expected, str)
+        assert _outcome(parse_keys, document, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("valid", "equal_but_invalid", "field"),
+    [
+        ('{"requestsPerMinute": 1}', '{"requestsPerMinute": 1.0}', "rateLimit.requestsPerMinute"),
+        ('{"requestsPerMinute": 1}', '{"requestsPerMinute": true}', "rateLimit.requestsPerMinute"),
+        ('{"requestsPerHour": 5}', '{"requestsPerHour": 5, "requestsPerHour": 5}', "rateLimit"),
+    ],
+)
+def test_a_value_equal_to_a_valid_one_is_still_checked(
+    valid: str, equal_but_invalid: str, field: str
+) -> None:
+    raw = f'{{"a": {{"rateLimit": {valid}}}, "b": {{"rateLimit": {equal_but_invalid}}}}}'
+    with pytest.raises(ConfigError, match=f'entry #2 \\(no name\\), field "{field}') as excinfo:
+        parse_keys(raw)
+    assert str(excinfo.value) == _outcome(reference.parse_keys, raw, None)
+
+
+def test_a_repeated_key_id_is_reported_before_a_bad_entry_ahead_of_it() -> None:
+    raw = '{"a": {}, "b": {"role": "root"}, "a": {"name": "Again"}}'
+    with pytest.raises(ConfigError, match='entry "Again" repeats a key id'):
+        parse_keys(raw)
+
+
+def test_keys_keep_no_string_of_the_decoded_document() -> None:
+    """Key ids, names and user ids are copies, shared by the keys with equal ones: a
+    string from the document would keep its memory from going back to the system."""
+    raw = json.dumps({f"key-{i}": {"name": "Same", "userId": f"user-{i % 2}"} for i in range(4)})
+    document = json.loads(raw)
+    keys = list(parse_keys(raw).values())
+    assert len({id(key.name) for key in keys}) == 1
+    assert len({id(key.user_id) for key in keys}) == 2
+    mapping_keys = parse_keys(document)
+    for key_id, entry in document.items():
+        key = mapping_keys[key_id]
+        assert key.key_id == key_id and key.key_id is not key_id
+        assert key.name == entry["name"] and key.name is not entry["name"]
+
+
+def test_keys_are_frozen_and_pickle_with_their_fingerprint() -> None:
+    [key] = parse_keys(SEED_FULL_ENTRY_JSON, "signing-secret").values()
+    with pytest.raises(FrozenInstanceError):
+        key.role = "admin"  # type: ignore[misc]
+    copy = pickle.loads(pickle.dumps(key))
+    assert copy == key
+    assert copy.fingerprint == key.fingerprint == fingerprint(SEED_KEY, "signing-secret")
+    with pytest.raises(AttributeError):
+        key.no_such_field  # type: ignore[attr-defined]  # noqa: B018
