@@ -19,6 +19,9 @@ pytest.importorskip("redis")
 KEY = "chatgpt-connector-key"
 
 
+TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+
 def build(redis_url: str, rate_limit: dict[str, int] | None = None, **config: Any) -> Flask:
     app = Flask(__name__)
     app.config["TESTING"] = True
@@ -27,7 +30,7 @@ def build(redis_url: str, rate_limit: dict[str, int] | None = None, **config: An
         {KEY: {"name": "Connector", "role": "user", "rateLimit": rate_limit}}
     )
     app.config["RATELIMIT_STORAGE_URI"] = redis_url
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = dict(TIMEOUTS)
     app.config.update(config)
     MCPAuth(app)
 
@@ -95,13 +98,25 @@ def test_both_windows_and_the_lockout_gate_take_one_round_trip(
     assert sorted(redis.get(k) for k in redis.keys("*mcp-auth/key/*")) == [b"6", b"6"]
 
 
+#: The pooled client (the default) and one connection per process (the recommended set-up).
+CLIENTS = pytest.mark.parametrize(
+    "client_options",
+    [TIMEOUTS, {**TIMEOUTS, "single_connection_client": True}],
+    ids=["pool", "one-connection"],
+)
+
+
+@CLIENTS
 def test_redis_outage_falls_back_to_memory_then_shares_again(
     redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    client_options: dict[str, Any],
 ) -> None:
     monkeypatch.setattr(ratelimit_module, "STORAGE_RETRY_INTERVAL", 0.0)
-    first, second = build(redis_server.url), build(redis_server.url)
+    first, second = (
+        build(redis_server.url, RATELIMIT_STORAGE_OPTIONS=client_options) for _ in range(2)
+    )
     assert call(first).status_code == 200
 
     redis_server.stop()
@@ -118,12 +133,16 @@ def test_redis_outage_falls_back_to_memory_then_shares_again(
     assert redis_server.client().keys("*")
 
 
+@CLIENTS
 def test_redis_outage_fails_closed_when_set(
     redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
+    client_options: dict[str, Any],
 ) -> None:
     monkeypatch.setattr(ratelimit_module, "STORAGE_RETRY_INTERVAL", 0.0)
-    app = build(redis_server.url, MCP_RATELIMIT_FAIL_CLOSED=True)
+    app = build(
+        redis_server.url, MCP_RATELIMIT_FAIL_CLOSED=True, RATELIMIT_STORAGE_OPTIONS=client_options
+    )
     assert call(app).status_code == 200
     redis_server.stop()
     refused = call(app)
