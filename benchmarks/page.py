@@ -63,7 +63,8 @@ WHAT_EACH_STACK_IS = [
     "stack promises them. The definitions are in `benchmarks/stacks.py`. Timing uses the "
     "process's CPU time by default (`--clock wall` for elapsed time): on a shared "
     "machine it leaves out the time the benchmark waits for a core, and it includes "
-    "the timer thread in which `limits`' memory storage expires counters.",
+    "the timer thread in which `limits`' memory storage expires counters (the flask-limiter "
+    "stacks; flask-mcp-auth counts `memory://` without one).",
     "",
     "- **bare Flask**: the route alone; measured twice, the second time as a control.",
     '- **Flask-HTTPAuth token auth**: `HTTPTokenAuth(header="X-API-Key")`, '
