@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from support.audit import RecordingHandler
+from support.audit import AUDIT_FIELDS, RecordingHandler
 
 from flask_mcp_auth import audit, audit_output
 from flask_mcp_auth.audit import AUDIT_LOGGER, REQUEST_ID_HEADER
@@ -19,29 +19,13 @@ from flask_mcp_auth.keys.model import fingerprint
 
 pytestmark = pytest.mark.usefixtures("clean_logging")
 
-FIELDS = {
-    "ts",
-    "event",
-    "reason",
-    "name",
-    "key_fingerprint",
-    "user_id",
-    "role",
-    "method",
-    "path",
-    "status",
-    "remote_addr",
-    "credential_source",
-    "request_id",
-    "duration_ms",
-}
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def only_event(records: RecordingHandler) -> dict[str, Any]:
     events = records.events()
     assert len(events) == 1, events
-    assert set(events[0]) == FIELDS
+    assert set(events[0]) == set(AUDIT_FIELDS)
     return events[0]
 
 

@@ -28,6 +28,24 @@ KEYS: dict[str, Any] = {
 }
 
 #: Every logger the package and the servers write to.
+#: Every field of an audit event, in the order a line writes them (oauth_client_id, written
+#: only for requests with an access token, comes last).
+AUDIT_FIELDS = (
+    "ts",
+    "event",
+    "reason",
+    "name",
+    "key_fingerprint",
+    "user_id",
+    "role",
+    "method",
+    "path",
+    "status",
+    "remote_addr",
+    "credential_source",
+    "request_id",
+    "duration_ms",
+)
 ALL_LOGGERS = ("flask_mcp_auth", AUDIT_LOGGER, *NAMESPACES.values(), "werkzeug", "")
 
 
