@@ -8,6 +8,7 @@ by any key, so readiness checks do not use up a key's budget.
 from __future__ import annotations
 
 import json
+import os
 
 from flask import Flask
 
@@ -29,5 +30,9 @@ def create_app(storage_options: str = "") -> Flask:
     @app.get("/data")
     def data() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.get("/pid")
+    def pid() -> dict[str, int]:
+        return {"pid": os.getpid()}  # which worker answered (a counted request, like /data)
 
     return app
