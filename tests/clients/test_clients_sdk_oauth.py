@@ -59,14 +59,15 @@ def sign_in(clients: NodeClients, server: GunicornServer, home: Path, key: str) 
     return dict(json.loads(run.stdout))
 
 
-def audit_lines(server: GunicornServer, since: int) -> list[dict[str, Any]]:
-    """The audit lines gunicorn wrote after byte ``since`` of its log."""
+def audit_lines(server: GunicornServer, since: int, *paths: str) -> list[dict[str, Any]]:
+    """The audit lines gunicorn wrote after byte ``since`` of its log, once there is one for
+    each of ``paths``: each worker writes its own batch, up to MCP_AUDIT_FLUSH_MS later."""
     deadline = time.monotonic() + 5
     lines: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         text = server.output()[since:]
         lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"ts"')]
-        if lines:
+        if lines and set(paths) <= {line["path"] for line in lines}:
             break
         time.sleep(0.05)
     return lines
@@ -102,7 +103,7 @@ def test_the_right_key_signs_in_and_the_token_lists_and_calls_tools(
     assert not echo["isError"]
     assert echo["content"] == [{"type": "text", "text": "via oauth"}]
 
-    lines = audit_lines(oauth_server, since)
+    lines = audit_lines(oauth_server, since, "/authorize", "/mcp")
     signed_in = [line for line in lines if line["path"] == "/authorize"]
     assert [(line["event"], line["credential_source"], line["status"]) for line in signed_in] == [
         ("auth_success", "signin", 302)
@@ -132,7 +133,8 @@ def test_a_wrong_key_is_refused_on_the_sign_in_page_and_no_token_is_issued(
     assert report["tokens"] is None
     assert not report["connected"]
 
-    refused = [line for line in audit_lines(oauth_server, since) if line["path"] == "/authorize"]
+    lines = audit_lines(oauth_server, since, "/authorize")
+    refused = [line for line in lines if line["path"] == "/authorize"]
     assert [(line["event"], line["reason"], line["credential_source"]) for line in refused] == [
         ("auth_failure", "invalid_api_key", "signin")
     ]
@@ -290,7 +292,7 @@ def test_mcp_remote_signs_in_through_the_browser_it_opens(
     }, log.read_text()
     served = [
         line
-        for line in audit_lines(oauth_server, since)
+        for line in audit_lines(oauth_server, since, "/mcp")
         if line["path"] == "/mcp" and line["status"] < 400
     ]
     assert served and {line["credential_source"] for line in served} == {"oauth"}
