@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import re
 import shutil
 import subprocess
@@ -43,7 +44,7 @@ REDIS_STACKS = (
 )
 GUNICORN_STACKS = ("bare", "mcp_full_memory", *REDIS_STACKS)
 #: The Redis client options of the ``_one`` rows: one connection per worker, not a pool.
-ONE_CONNECTION = '{\\"single_connection_client\\": true}'
+ONE_CONNECTION = json.dumps({"single_connection_client": True})
 WORKERS = 2
 
 
@@ -152,7 +153,7 @@ def measure_throughput(workdir: Path, seconds: int, rounds: int, connections: in
             specs["floor_redis"] = f'stacks:wsgi_app("floor", "", "{redis_uri}")'
             audit = workdir / "gunicorn-mcp-redis-audit.log"
             specs["mcp_full_redis"] = f'stacks:wsgi_app("mcp_full", "{audit}", "{redis_uri}")'
-            one = f'"{redis_uri}", "{ONE_CONNECTION}"'
+            one = f"{redis_uri!r}, {ONE_CONNECTION!r}"  # gunicorn reads the arguments as literals
             specs["floor_redis_one"] = f'stacks:wsgi_app("floor", "", {one})'
             audit = workdir / "gunicorn-mcp-redis-one-audit.log"
             specs["mcp_full_redis_one"] = f'stacks:wsgi_app("mcp_full", "{audit}", {one})'
